@@ -1,0 +1,172 @@
+"""Ledger of record (charges), holds, per-window spend counters and API keys.
+
+Charges are insert-only: the model, its queryset and the admin refuse updates and deletes,
+and a database trigger refuses UPDATE as well. Corrections are new rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from personas.models import Agent, Persona
+
+
+class LedgerIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove a recorded charge."""
+
+
+class ChargeQuerySet(models.QuerySet["Charge"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise LedgerIsAppendOnly("charges are insert-only; record a correcting charge instead")
+
+    def delete(self) -> NoReturn:
+        raise LedgerIsAppendOnly("charges are insert-only; record a correcting charge instead")
+
+
+class Charge(models.Model):
+    class Source(models.TextChoices):
+        API = "api", "API"
+        IMPORT = "import", "imported hal0 ledger"
+        BENCH = "bench", "benchmark"
+
+    id = models.BigAutoField(primary_key=True)  # also the mirror line's ``seq``
+    persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="charges")
+    ts = models.DateTimeField()
+    surface = models.CharField(max_length=200)
+    model = models.CharField(max_length=200)
+    # NULL = the cost was not reported (imported lines only); never shown as $0.00.
+    cost_nanos = models.BigIntegerField(null=True, blank=True)
+    request_id = models.CharField(max_length=200)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    hold = models.OneToOneField(
+        "Hold", on_delete=models.PROTECT, null=True, blank=True, related_name="charge"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    actor = models.CharField(max_length=200, blank=True)
+    # Idempotency: a replay with the same body returns ``response``; another body is 409.
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    # Imported lines are keyed by a hash of the line, so an import can run again safely.
+    import_key = models.CharField(max_length=64, blank=True, default="")
+
+    objects = ChargeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["persona", "ts"], name="charge_persona_ts")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["persona", "request_id"],
+                condition=~models.Q(source="import"),
+                name="charge_unique_request_id",
+            ),
+            models.UniqueConstraint(
+                fields=["persona", "import_key"],
+                condition=~models.Q(import_key=""),
+                name="charge_unique_import_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.persona} {self.request_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise LedgerIsAppendOnly("charges are insert-only; record a correcting charge instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise LedgerIsAppendOnly("charges are insert-only; record a correcting charge instead")
+
+
+class Hold(models.Model):
+    """An estimate reserved against every window until settled, released or expired."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "active"
+        SETTLED = "settled", "settled"
+        RELEASED = "released", "released"
+
+    id = models.CharField(primary_key=True, max_length=40)
+    persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="holds")
+    amount_nanos = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # An expired hold keeps state "active" (no background job); it stops counting because
+    # every reader filters on expires_at.
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["persona", "state", "expires_at"], name="hold_persona_active"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SpendCounter(models.Model):
+    """Cached sum of charges for one window of one persona: the hot path reads these.
+
+    ``tz`` is the IANA zone the window's boundaries were computed in, so changing a
+    persona's timezone starts fresh counters instead of reusing wrongly cut ones.
+    Lifetime counters use ``tz=""`` and ``start=1970-01-01``.
+    """
+
+    class Window(models.TextChoices):
+        DAY = "day", "day"
+        MONTH = "month", "month"
+        LIFETIME = "lifetime", "lifetime"
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="counters")
+    window = models.CharField(max_length=16, choices=Window.choices)
+    tz = models.CharField(max_length=64, blank=True)
+    start = models.DateField()
+    spent_nanos = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["persona", "window", "tz", "start"], name="counter_unique_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.persona} {self.window} {self.start} {self.tz}"
+
+
+class ApiKey(AbstractAPIKey):
+    """A hashed API key: operator keys may do everything, agent keys one agent's calls."""
+
+    class Scope(models.TextChoices):
+        OPERATOR = "operator", "operator"
+        AGENT = "agent", "agent"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BaseAPIKeyManager()  # type: ignore[assignment,misc]
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope="operator", agent__isnull=True)
+                    | models.Q(scope="agent", agent__isnull=False)
+                ),
+                name="apikey_scope_matches_agent",
+            ),
+        ]

@@ -1,0 +1,157 @@
+"""The one error envelope: ``{"error": {"code", "message", "details"}}``.
+
+Domain code raises :class:`ApiError` (or a subclass) with a stable ``code``; DRF's
+exception handler below renders every error, ours or the framework's, in that envelope.
+Plain Django views under ``/api/`` (unknown URLs, crashes) get the same shape through
+``handler404``/``handler500``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(drf_exceptions.APIException):
+    """A domain error with a stable code, rendered in the envelope."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    default_code = "internal"
+    default_detail = "request failed"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.message = message or str(self.default_detail)
+        self.code = code or self.default_code
+        self.details = details or {}
+        if status_code is not None:
+            self.status_code = status_code
+        super().__init__(detail=self.message, code=self.code)
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+    default_detail = "not found"
+
+
+class BadRequest(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "request.invalid"
+    default_detail = "bad request"
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request.too_large"
+    default_detail = "request body is too large"
+
+
+def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# DRF's own exceptions, mapped onto stable codes. Anything not listed is an internal error.
+_DRF_CODES: dict[type[Exception], tuple[int, str]] = {
+    drf_exceptions.NotAuthenticated: (401, "auth.missing"),
+    drf_exceptions.AuthenticationFailed: (401, "auth.invalid"),
+    drf_exceptions.PermissionDenied: (403, "auth.forbidden"),
+    drf_exceptions.MethodNotAllowed: (405, "request.method_not_allowed"),
+    drf_exceptions.NotAcceptable: (406, "request.not_acceptable"),
+    drf_exceptions.UnsupportedMediaType: (415, "request.unsupported_media_type"),
+    drf_exceptions.ParseError: (400, "budget.invalid_body"),
+    drf_exceptions.Throttled: (429, "request.throttled"),
+    drf_exceptions.NotFound: (404, "not_found"),
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF ``EXCEPTION_HANDLER``: every error leaves in the envelope, never a traceback."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApiError):
+        return Response(envelope(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+        return Response(envelope(exc.code, exc.message), status=exc.status_code)
+    if isinstance(exc, Http404):
+        return Response(envelope("not_found", "not found"), status=404)
+    if isinstance(exc, PermissionDenied):
+        return Response(envelope("auth.forbidden", "permission denied"), status=403)
+    if isinstance(exc, drf_exceptions.APIException):
+        status_code, code = next(
+            (mapped for exc_type, mapped in _DRF_CODES.items() if isinstance(exc, exc_type)),
+            (exc.status_code, "request.invalid"),
+        )
+        auth_header = getattr(exc, "auth_header", None)
+        if status_code == 401:
+            headers["WWW-Authenticate"] = auth_header or 'Bearer realm="api"'
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait))
+        message = _plain_message(exc.detail)
+        return Response(envelope(code, message), status=status_code, headers=headers)
+    # Unexpected: log with the traceback, answer without it.
+    log.exception("internal error in %s", context.get("view").__class__.__name__)
+    return Response(envelope("internal", "internal error"), status=500)
+
+
+def _plain_message(detail: Any) -> str:
+    if isinstance(detail, list) and detail:
+        return _plain_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        return f"{key}: {_plain_message(value)}"
+    return str(detail)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(envelope("not_found", "no such endpoint"), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(envelope("internal", "internal error"), status=500)
+    return defaults.server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(
+                envelope("request.too_large", "request body is too large"), status=413
+            )
+        return JsonResponse(envelope("request.invalid", "bad request"), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(envelope("auth.forbidden", "permission denied"), status=403)
+    return defaults.permission_denied(request, exception)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_unknown_api_url_answers_in_the_envelope(client: Client) -> None:
+    response = client.get("/api/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "no such endpoint", "details": {}}
+    }
