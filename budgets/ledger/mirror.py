@@ -225,7 +225,7 @@ def locked(path: Path, *, create: bool = True) -> Iterator[int]:
             if not same:
                 continue
             if created:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             try:
                 yield fd
             finally:
@@ -235,7 +235,7 @@ def locked(path: Path, *, create: bool = True) -> Iterator[int]:
         return
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     # A new file's directory entry survives a crash only once the directory is synced.
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -1,0 +1,109 @@
+"""``manage.py ledger verify|repair|import``: keep the JSONL mirrors in step with the database.
+
+See docs/ledger.md for what each finding means and what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from budgets.ledger import importer, reconcile
+from personas.ids import is_valid_id
+from personas.models import Persona
+
+
+class Command(BaseCommand):
+    help = "Verify, repair or import the per-persona JSONL ledger mirrors."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        for name, text in (
+            ("verify", "compare the database with each mirror; exit 1 on any difference"),
+            ("repair", "cut torn lines and append what is missing (idempotent)"),
+        ):
+            p = sub.add_parser(name, help=text)
+            p.add_argument("--agent", help="only this agent's personas")
+            p.add_argument("--persona", help="only personas with this id")
+        p = sub.add_parser("import", help="import an existing hal0 spend.jsonl")
+        p.add_argument("path", help="the spend.jsonl to import")
+        p.add_argument("--agent", required=True)
+        p.add_argument("--persona", required=True)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "import":
+            self._import(Path(options["path"]), options["agent"], options["persona"])
+            return
+        personas = self._select(options.get("agent"), options.get("persona"))
+        if action == "verify":
+            self._verify(personas)
+        else:
+            self._repair(personas)
+
+    def _select(self, agent_id: str | None, persona_id: str | None) -> list[Persona]:
+        for value in (agent_id, persona_id):
+            if value is not None and not is_valid_id(value):
+                raise CommandError(f"not a valid id: {value!r}")
+        personas = reconcile.personas_for(agent_id, persona_id)
+        if not personas and (agent_id or persona_id):
+            raise CommandError("no persona matches --agent/--persona")
+        return personas
+
+    def _verify(self, personas: list[Persona]) -> None:
+        differing = 0
+        for persona in personas:
+            report = reconcile.verify_persona(persona)
+            if report.ok:
+                self.stdout.write(report.summary())
+                continue
+            differing += 1
+            self.stdout.write(self.style.WARNING(report.summary()))
+            for finding in report.examples:
+                self.stdout.write(f"  {finding}")
+        total = len(personas)
+        if differing:
+            # CommandError exits with status 1 after printing the message.
+            raise CommandError(
+                f"verify: {differing} of {total} personas differ; "
+                "`manage.py ledger repair` fixes missing and torn lines"
+            )
+        self.stdout.write(self.style.SUCCESS(f"verify: {total} personas, all in step"))
+
+    def _repair(self, personas: list[Persona]) -> None:
+        repaired = unchanged = needs_operator = 0
+        for persona in personas:
+            result = reconcile.repair_persona(persona)
+            self.stdout.write(result.summary())
+            if result.changed:
+                repaired += 1
+            else:
+                unchanged += 1
+            if any(result.left.values()):
+                needs_operator += 1
+        line = f"repair: repaired {repaired}, unchanged {unchanged}"
+        if needs_operator:
+            line += f", {needs_operator} with extra or mismatched lines (see docs/ledger.md)"
+        self.stdout.write(line)
+
+    def _import(self, path: Path, agent_id: str, persona_id: str) -> None:
+        if not (is_valid_id(agent_id) and is_valid_id(persona_id)):
+            raise CommandError("--agent and --persona must be valid ids")
+        persona = (
+            Persona.objects.select_related("agent")
+            .filter(agent_id=agent_id, slug=persona_id)
+            .first()
+        )
+        if persona is None:
+            raise CommandError(f"no persona {agent_id}/{persona_id}")
+        try:
+            result = importer.import_file(path, persona=persona)
+        except importer.ImportFileError as exc:
+            raise CommandError(f"cannot import {path.name}: {exc}") from exc
+        for number, reason in result.problems:
+            self.stdout.write(f"  line {number}: {reason}")
+        if result.malformed > len(result.problems):
+            self.stdout.write(f"  ... and {result.malformed - len(result.problems)} more")
+        self.stdout.write(result.summary())
