@@ -155,8 +155,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "hal0.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["hal0.parsers.Hal0JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # Bearer API keys on every API view (budgets/auth.py, docs/api-keys.md); with
+    # HAL0_REQUIRE_API_KEY off, a request without a key acts as an operator.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["budgets.auth.BearerApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["budgets.auth.ApiKeyPermission"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

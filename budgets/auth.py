@@ -1,0 +1,161 @@
+"""API authentication: ``Authorization: Bearer <key>`` and what each key may do.
+
+Switched on for every API view in ``settings.REST_FRAMEWORK``. DRF runs authentication
+and permissions before a view reads its body, so a missing or wrong key is a 401 even
+when the body is malformed.
+
+- no key: 401 ``auth.missing`` (unless ``HAL0_REQUIRE_API_KEY`` is off: then an
+  anonymous request acts as an operator; for a local, hal0-compatible setup only)
+- unknown, revoked or expired key, or a malformed header: 401 ``auth.invalid``
+- an agent key on another agent's URL: 404 ``agent.unknown``, the same answer as for an
+  agent that does not exist, so neither the data nor its existence leaks
+- an agent key changing a budget (PUT, or any write other than POST check/charge/release
+  on its own agent): 403 ``auth.forbidden``
+
+Models are imported inside functions: DRF loads these classes while Django is still
+starting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from hal0.errors import NotFound
+
+if TYPE_CHECKING:
+    from budgets.models import ApiKey
+
+# Writing last_used_at on every request would turn each read into a write (and on SQLite
+# take the database's write lock); once a minute is enough to tell a live key.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+# Agent keys may POST (check, charge, release a hold); other writes are operator-only.
+AGENT_WRITE_METHODS = frozenset({"POST"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: ``request.user`` on every authenticated API request."""
+
+    scope: str  # "operator" | "agent"
+    agent_id: str | None  # set for agent keys only
+    key_prefix: str | None  # None for the anonymous operator of an open local setup
+    name: str
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_operator(self) -> bool:
+        return self.scope == "operator"
+
+    @property
+    def actor(self) -> str:
+        """How audit records name this caller (never the key itself)."""
+        if self.key_prefix is None:
+            return "anonymous (HAL0_REQUIRE_API_KEY off)"
+        return f"key:{self.key_prefix} ({self.name})"
+
+    def may_see_agent(self, agent_id: str) -> bool:
+        return self.is_operator or self.agent_id == agent_id
+
+
+OPEN_OPERATOR = Principal(scope="operator", agent_id=None, key_prefix=None, name="anonymous")
+
+
+def principal_of(request: Any) -> Principal | None:
+    user = getattr(request, "user", None)
+    return user if isinstance(user, Principal) else None
+
+
+def actor_of(request: Any) -> str:
+    """The audit name of whoever made ``request``."""
+    principal = principal_of(request)
+    return principal.actor if principal else "anonymous"
+
+
+def unknown_agent(agent_id: str) -> NotFound:
+    """The 404 for an agent that does not exist (or that this key may not see)."""
+    return NotFound(
+        f"unknown agent {agent_id!r}", code="agent.unknown", details={"agent_id": agent_id}
+    )
+
+
+class BearerApiKeyAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Principal, ApiKey | None] | None:
+        header = get_authorization_header(request).split()
+        if not header:
+            if not settings.HAL0_REQUIRE_API_KEY:
+                return OPEN_OPERATOR, None
+            return None  # the permission check answers 401 auth.missing
+        if header[0].lower() != self.keyword or len(header) != 2:
+            raise exceptions.AuthenticationFailed("expected 'Authorization: Bearer <key>'")
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("invalid API key") from exc
+        key = _lookup(raw)
+        _touch(key)
+        principal = Principal(
+            scope=key.scope, agent_id=key.agent_id, key_prefix=key.prefix, name=key.name
+        )
+        return principal, key
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) when no credentials were sent.
+        return 'Bearer realm="api"'
+
+
+def _lookup(raw: str) -> ApiKey:
+    from budgets.models import ApiKey
+
+    try:
+        # Finds the key by its public prefix, then compares hashes in constant time;
+        # revoked keys are not even candidates.
+        key = ApiKey.objects.get_from_key(raw)
+    except ApiKey.DoesNotExist as exc:
+        raise exceptions.AuthenticationFailed("invalid API key") from exc
+    assert isinstance(key, ApiKey)
+    if key.has_expired:
+        raise exceptions.AuthenticationFailed("invalid API key")
+    return key
+
+
+def _touch(key: ApiKey) -> None:
+    from budgets.models import ApiKey
+
+    now = timezone.now()
+    last = key.last_used_at
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return
+    # Conditional on the value we read, so concurrent requests write it once.
+    ApiKey.objects.filter(pk=key.pk, last_used_at=last).update(last_used_at=now)
+
+
+class ApiKeyPermission(BasePermission):
+    """Operator keys: everything. Agent keys: their own agent, reads and POSTs only."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = principal_of(request)
+        if principal is None:
+            return False  # DRF turns this into 401 auth.missing (no credentials sent)
+        if principal.is_operator:
+            return True
+        agent_id = getattr(view, "kwargs", {}).get("agent_id")
+        if agent_id is not None and agent_id != principal.agent_id:
+            raise unknown_agent(str(agent_id))
+        if request.method in SAFE_METHODS:
+            return True
+        if agent_id is not None and request.method in AGENT_WRITE_METHODS:
+            return True
+        raise exceptions.PermissionDenied("this needs an operator key")
