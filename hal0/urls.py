@@ -2,10 +2,21 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+# The API description is public: it holds no data, and clients need it to get a key.
+_public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("personas.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(**_public), name="api-schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", **_public),
+        name="api-docs",
+    ),
 ]
 
 handler400 = "hal0.errors.handler400"

@@ -1,0 +1,232 @@
+"""OpenAPI pieces for the budget API: request/response shapes, examples, the Bearer scheme.
+
+Documentation only: the views validate bodies themselves (exact decimals, hal0's error
+codes and order); these serializers only describe what goes in and out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample
+from rest_framework import serializers
+
+from personas.openapi import error_responses
+
+__all__ = [
+    "BUDGET_ERRORS",
+    "CHARGE_ERRORS",
+    "CHECK_ERRORS",
+    "PUT_ERRORS",
+    "RELEASE_ERRORS",
+    "BudgetSerializer",
+    "BudgetStateSerializer",
+    "ChargeRequestSerializer",
+    "ChargeResponseSerializer",
+    "CheckRequestSerializer",
+    "CheckResponseSerializer",
+    "HoldReleaseResponseSerializer",
+    "error_responses",
+]
+
+
+class BearerApiKeyScheme(OpenApiAuthenticationExtension):
+    """Declares ``Authorization: Bearer <key>`` (budgets.auth) in the schema."""
+
+    target_class = "budgets.auth.BearerApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API key from `manage.py apikey create`. Operator keys may do "
+                "everything; agent keys may read their own agent and check, charge and "
+                "release holds for its personas."
+            ),
+        }
+
+
+def _usd(help_text: str, **kwargs: Any) -> serializers.FloatField:
+    # A JSON number in USD; exact in the service (nano-USD), never rounded on the way out.
+    return serializers.FloatField(min_value=0, help_text=help_text, **kwargs)
+
+
+class BudgetSerializer(serializers.Serializer[Any]):
+    daily_usd = _usd(
+        "cap per day (in `timezone`); absent = no cap, 0 = a cap of zero", required=False
+    )
+    monthly_usd = _usd("cap per calendar month", required=False)
+    lifetime_usd = _usd("cap that never resets", required=False)
+    per_call_max_usd = _usd("largest estimate allowed for one call", required=False)
+    hard_cap = serializers.BooleanField(
+        default=True, help_text="false = warn only: checks are allowed with a reason"
+    )
+    warn_at = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="extension: status `warn` from here"
+    )
+    timezone = serializers.CharField(
+        required=False, help_text="extension: IANA zone for day/month boundaries (UTC)"
+    )
+
+
+class SpendSerializer(serializers.Serializer[Any]):
+    today_usd = _usd("spent since the start of today")
+    mtd_usd = _usd("spent since the start of the month")
+    lifetime_usd = _usd("spent ever")
+
+
+class RemainingSerializer(serializers.Serializer[Any]):
+    daily_usd = _usd("max(0, cap - spent); only configured windows appear", required=False)
+    monthly_usd = _usd("", required=False)
+    lifetime_usd = _usd("", required=False)
+
+
+class RemainingHeadroomSerializer(serializers.Serializer[Any]):
+    daily = _usd("headroom before this call; only configured windows appear", required=False)
+    monthly = _usd("", required=False)
+    lifetime = _usd("", required=False)
+
+
+class BudgetStateSerializer(serializers.Serializer[Any]):
+    budget = BudgetSerializer(help_text="unset caps are omitted; `hard_cap` is always there")
+    spend = SpendSerializer()
+    remaining = RemainingSerializer()
+    held_usd = _usd("extension: active holds, counted as spent by checks", required=False)
+    status = serializers.ChoiceField(
+        ["none", "ok", "warn", "exceeded"], required=False, help_text="extension"
+    )
+    resets_at = serializers.DictField(
+        child=serializers.DateTimeField(allow_null=True),
+        required=False,
+        help_text="extension: when each window starts again, per window",
+    )
+
+
+class CheckRequestSerializer(serializers.Serializer[Any]):
+    estimated_cost_usd = _usd("what the upstream call may cost")
+    reserve = serializers.BooleanField(
+        required=False, default=False, help_text="extension: take a hold for the estimate"
+    )
+    hold_ttl_s = serializers.IntegerField(
+        required=False, min_value=1, help_text="extension: hold lifetime in seconds (300)"
+    )
+
+
+class HoldSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    amount_usd = _usd("reserved against every window")
+    expires_at = serializers.DateTimeField()
+
+
+class CheckResponseSerializer(serializers.Serializer[Any]):
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text='first breached cap: "per-call cap", "daily cap", "monthly cap", '
+        '"lifetime cap"; null when none',
+    )
+    remaining_usd = RemainingHeadroomSerializer()
+    hard_cap = serializers.BooleanField()
+    decision = serializers.ChoiceField(
+        ["allow", "warn", "block"], required=False, help_text="extension"
+    )
+    limit = serializers.CharField(
+        required=False, allow_null=True, help_text="extension: which cap decided"
+    )
+    hold = HoldSerializer(required=False, help_text="extension: present when reserved")
+
+
+class ChargeRequestSerializer(serializers.Serializer[Any]):
+    surface = serializers.CharField(help_text="where the call went, e.g. `openrouter`")
+    model = serializers.CharField()
+    cost_usd = _usd("what the call actually cost")
+    request_id = serializers.CharField(
+        help_text="idempotency key per persona: the same body again returns the first "
+        "answer; another body with this id is 409 `charge.conflict`"
+    )
+    hold_id = serializers.CharField(required=False, help_text="extension: settles this hold")
+    input_tokens = serializers.IntegerField(required=False, min_value=0)
+    output_tokens = serializers.IntegerField(required=False, min_value=0)
+
+
+class ChargeRowSerializer(serializers.Serializer[Any]):
+    ts = serializers.DateTimeField()
+    surface = serializers.CharField()
+    model = serializers.CharField()
+    cost_usd = _usd("as recorded")
+    request_id = serializers.CharField()
+
+
+class ChargeResponseSerializer(BudgetStateSerializer):
+    recorded = serializers.BooleanField()
+    row = ChargeRowSerializer()
+
+
+class HoldReleaseResponseSerializer(serializers.Serializer[Any]):
+    hold = HoldSerializer()
+    state = serializers.CharField(help_text="`released` (or what resolved it first)")
+
+
+BUDGET_ERRORS = error_responses("agent.unknown", "persona.not_found", "persona.malformed")
+PUT_ERRORS = error_responses(
+    "agent.unknown",
+    "persona.not_found",
+    "persona.malformed",
+    "persona.conflict",
+    "budget.invalid_body",
+    "budget.invalid",
+    "auth.forbidden",
+    "request.too_large",
+)
+CHECK_ERRORS = error_responses(
+    "agent.unknown",
+    "persona.not_found",
+    "persona.malformed",
+    "budget.invalid_body",
+    "budget.invalid_estimate",
+    "request.too_large",
+)
+CHARGE_ERRORS = error_responses(
+    "agent.unknown",
+    "persona.not_found",
+    "persona.malformed",
+    "budget.invalid_body",
+    "budget.invalid_charge",
+    "charge.conflict",
+    "request.too_large",
+)
+RELEASE_ERRORS = error_responses("agent.unknown", "persona.not_found", "hold.not_found")
+
+CHECK_EXAMPLES = [
+    OpenApiExample("estimate", value={"estimated_cost_usd": 0.05}, request_only=True),
+    OpenApiExample(
+        "estimate with a hold",
+        value={"estimated_cost_usd": 0.05, "reserve": True, "hold_ttl_s": 300},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "allowed",
+        value={
+            "allowed": True,
+            "reason": None,
+            "remaining_usd": {"daily": 0.58},
+            "hard_cap": True,
+        },
+        response_only=True,
+    ),
+]
+CHARGE_EXAMPLES = [
+    OpenApiExample(
+        "charge",
+        value={
+            "surface": "openrouter",
+            "model": "anthropic/claude-3.7-sonnet",
+            "cost_usd": 0.0421,
+            "request_id": "req_abc",
+        },
+        request_only=True,
+    ),
+]

@@ -1,0 +1,76 @@
+"""OpenAPI pieces for the agents/personas read API, and the error envelope every API shares.
+
+Documentation only: nothing here validates or renders a request. The envelope lives in
+this package because ``budgets`` may import ``personas`` but not the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+
+# What each status means, for the descriptions of documented responses.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "auth.missing": (401, "no `Authorization: Bearer <key>` header"),
+    "auth.invalid": (401, "unknown, revoked or expired key, or a malformed header"),
+    "auth.forbidden": (403, "the key may not do this (only operator keys may change budgets)"),
+    "agent.unknown": (404, "no such agent (also for an agent this key may not see)"),
+    "persona.not_found": (404, "no such persona"),
+    "persona.malformed": (400, "the persona file is unreadable or invalid"),
+    "persona.conflict": (409, "the persona file changed since it was read"),
+    "budget.invalid_body": (400, "body empty, null, not an object, or not JSON"),
+    "budget.invalid": (400, "the budget fails validation (the message says which key)"),
+    "budget.invalid_estimate": (400, "estimate missing, not a number, negative or non-finite"),
+    "budget.invalid_charge": (400, "surface/model/request_id or cost missing or invalid"),
+    "charge.conflict": (409, "request_id reused with a different body"),
+    "hold.not_found": (404, "no such hold for this persona"),
+    "request.too_large": (413, "body over the size limit"),
+    "internal": (500, "unexpected error (never with a traceback or a path)"),
+}
+
+
+class ErrorBodySerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="stable, machine-readable, e.g. `agent.unknown`")
+    message = serializers.CharField(help_text="for humans; never a path or a traceback")
+    details = serializers.DictField(help_text="context such as the ids involved; may be {}")
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer[Any]):
+    error = ErrorBodySerializer()
+
+
+def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
+    """Documented error responses for the given codes, grouped by status."""
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, "auth.missing", "auth.invalid", "internal"):
+        status, _ = ERROR_CODES[code]
+        if code not in by_status.setdefault(status, []):
+            by_status[status].append(code)
+    responses = {}
+    for status, group in sorted(by_status.items()):
+        description = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in group)
+        examples = [
+            OpenApiExample(
+                c,
+                value={"error": {"code": c, "message": ERROR_CODES[c][1], "details": {}}},
+                status_codes=[str(status)],
+                response_only=True,
+            )
+            for c in group
+        ]
+        responses[status] = OpenApiResponse(
+            ErrorEnvelopeSerializer, description=description, examples=examples
+        )
+    return responses
+
+
+class AgentSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    display_name = serializers.CharField()
+
+
+class PersonaSummarySerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    display_name = serializers.CharField()
