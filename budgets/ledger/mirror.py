@@ -10,7 +10,7 @@ Line format (compact JSON, keys in this order, one object per line)::
     {"seq":42,"ts":"2025-03-01T12:00:00.000000+00:00","agent_id":"hermes",
      "persona_id":"coder","surface":"openrouter","model":"anthropic/claude-3.7-sonnet",
      "cost_usd":0.0421,"request_id":"req_abc","input_tokens":1200,"output_tokens":300,
-     "sum":"9f2c4e1a0b7d3c55"}
+     "sum":"4640fcec62957ae0"}
 
 ``seq`` is the charge's id in the database. ``cost_usd`` is the exact amount as a JSON
 number, or ``null`` when the cost was never reported. Token counts appear only when known.
