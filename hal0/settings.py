@@ -47,7 +47,8 @@ HAL0_HOLD_TTL_MAX_S = env.int("HAL0_HOLD_TTL_MAX_S", default=86_400)
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the operators' Spend page (budgets/admin_site.py).
+    "budgets.admin_site.Hal0AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -93,6 +94,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The over-cap banner on every admin page (lazy: admin pages only).
+                "budgets.context_processors.spend_alerts",
             ],
         },
     },
@@ -179,6 +182,7 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 
 # Production hardening; each can be turned off from the environment behind a proxy that
 # already does it.

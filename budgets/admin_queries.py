@@ -1,0 +1,425 @@
+"""Read-only queries behind the operators' pages: spend per window, charts, breakdowns.
+
+Lists (agents, personas, the Spend page, the banner) read the window counters of many
+personas in one query and their active holds in another; a persona whose lifetime
+counter is missing (no charge yet, or dropped after a bulk import) is summed from its
+charges with the ``(persona, ts)`` index.
+Nothing here writes a charge or a persona file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from budgets.models import Charge, Hold, SpendCounter
+from personas.models import Persona
+
+EPOCH = dt.date(1970, 1, 1)
+WINDOWS = (
+    ("daily", "day", "Today", "daily_cap_nanos"),
+    ("monthly", "month", "This month", "monthly_cap_nanos"),
+    ("lifetime", "lifetime", "Lifetime", "lifetime_cap_nanos"),
+)
+STATUS_ORDER = {"none": 0, "ok": 1, "warn": 2, "exceeded": 3}
+
+
+@dataclass(frozen=True)
+class Spent:
+    day: int = 0
+    month: int = 0
+    lifetime: int = 0
+
+    def of(self, window: str) -> int:
+        return {"daily": self.day, "monthly": self.month, "lifetime": self.lifetime}[window]
+
+
+@dataclass
+class WindowView:
+    """One window of one persona, ready for a gauge."""
+
+    key: str  # daily | monthly | lifetime
+    label: str
+    spent_nanos: int
+    cap_nanos: int | None
+    held_nanos: int
+    warn_at: Decimal
+    resets_at: dt.datetime | None
+    status: str = "none"
+    remaining_nanos: int | None = None
+
+    def __post_init__(self) -> None:
+        self.status = window_status(self.spent_nanos, self.cap_nanos, self.warn_at)
+        if self.cap_nanos is not None:
+            self.remaining_nanos = max(0, self.cap_nanos - self.spent_nanos)
+
+    @property
+    def has_cap(self) -> bool:
+        return self.cap_nanos is not None
+
+    @property
+    def percent(self) -> float:
+        """Share of the cap spent, 0-100 for the bar (the text shows the real figure)."""
+        if not self.cap_nanos:
+            return 100.0 if self.cap_nanos == 0 and self.spent_nanos else 0.0
+        return min(100.0, 100.0 * self.spent_nanos / self.cap_nanos)
+
+    @property
+    def percent_label(self) -> str:
+        if self.cap_nanos is None:
+            return ""
+        if self.cap_nanos == 0:
+            return "cap of zero"
+        return f"{100 * self.spent_nanos / self.cap_nanos:.0f} %"
+
+    @property
+    def held_percent(self) -> float:
+        if not self.cap_nanos:
+            return 0.0
+        return max(0.0, min(100.0 - self.percent, 100.0 * self.held_nanos / self.cap_nanos))
+
+    @property
+    def warn_percent(self) -> float:
+        return float(self.warn_at) * 100
+
+
+def window_status(spent: int, cap: int | None, warn_at: Decimal) -> str:
+    """none (no cap) | ok | warn (from ``warn_at`` of the cap) | exceeded (cap reached).
+
+    A cap of zero is "exceeded" from the start: every call with a cost is over it.
+    """
+    if cap is None:
+        return "none"
+    if spent >= cap:
+        return "exceeded"
+    if spent >= cap * warn_at:
+        return "warn"
+    return "ok"
+
+
+def worst(statuses: Iterable[str]) -> str:
+    return max(statuses, key=STATUS_ORDER.__getitem__, default="none")
+
+
+# ---------------------------------------------------------------------------------------
+# Windows and counters
+
+
+def window_starts(tz_name: str, now: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The local dates the persona's current day and month windows start on."""
+    local = now.astimezone(ZoneInfo(tz_name or "UTC"))
+    return local.date(), local.date().replace(day=1)
+
+
+def resets_at(tz_name: str, now: dt.datetime) -> dict[str, dt.datetime | None]:
+    tz = ZoneInfo(tz_name or "UTC")
+    today, month = window_starts(tz_name, now)
+    next_day = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
+    days = calendar.monthrange(month.year, month.month)[1]
+    next_month = dt.datetime.combine(month + dt.timedelta(days=days), dt.time(), tz)
+    return {"daily": next_day, "monthly": next_month, "lifetime": None}
+
+
+def current_spend(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Spent]:
+    """Spend in each current window of each persona: one query over the counters."""
+    if not personas:
+        return {}
+    earliest = min(window_starts(p.effective_timezone, now)[1] for p in personas)
+    rows = SpendCounter.objects.filter(persona__in=[p.pk for p in personas]).filter(
+        Q(window=SpendCounter.Window.LIFETIME) | Q(start__gte=earliest)
+    )
+    found: dict[tuple[int, str, str, dt.date], int] = {
+        (r.persona_id, r.window, r.tz, r.start): r.spent_nanos
+        for r in rows.only("persona_id", "window", "tz", "start", "spent_nanos")
+    }
+    result: dict[int, Spent] = {}
+    for p in personas:
+        tz = p.effective_timezone
+        day, month = window_starts(tz, now)
+        lifetime = found.get((p.pk, "lifetime", "", EPOCH))
+        if lifetime is None:
+            result[p.pk] = _rebuilt(p, now)
+            continue
+        result[p.pk] = Spent(
+            day=found.get((p.pk, "day", tz, day), 0),
+            month=found.get((p.pk, "month", tz, month), 0),
+            lifetime=lifetime,
+        )
+    return result
+
+
+def _rebuilt(persona: Persona, now: dt.datetime) -> Spent:
+    """A persona without a lifetime counter: no charge yet, or counters dropped after a
+    bulk import (the next check rebuilds them). One indexed SUM per window, no write:
+    a page view never takes the database's write lock.
+    """
+    tz = ZoneInfo(persona.effective_timezone)
+    day, month = window_starts(persona.effective_timezone, now)
+    day_start = dt.datetime.combine(day, dt.time(), tz)
+    month_start = dt.datetime.combine(month, dt.time(), tz)
+    sums = Charge.objects.filter(persona=persona).aggregate(
+        lifetime=Sum("cost_nanos"),
+        month=Sum("cost_nanos", filter=Q(ts__gte=month_start)),
+        day=Sum("cost_nanos", filter=Q(ts__gte=day_start)),
+    )
+    return Spent(
+        day=int(sums["day"] or 0),
+        month=int(sums["month"] or 0),
+        lifetime=int(sums["lifetime"] or 0),
+    )
+
+
+def active_holds(persona_ids: Iterable[int], now: dt.datetime) -> dict[int, tuple[int, int]]:
+    """(amount held, number of holds) per persona, active and not expired."""
+    rows = (
+        Hold.objects.filter(persona__in=list(persona_ids), state=Hold.State.ACTIVE)
+        .filter(expires_at__gt=now)
+        .values("persona_id")
+        .annotate(total=Sum("amount_nanos"), n=Count("id"))
+        .order_by()
+    )
+    return {r["persona_id"]: (int(r["total"] or 0), int(r["n"])) for r in rows}
+
+
+@dataclass
+class PersonaSpend:
+    persona: Persona
+    windows: list[WindowView]
+    held_nanos: int
+    holds: int
+
+    @property
+    def status(self) -> str:
+        return worst(w.status for w in self.windows)
+
+    @property
+    def has_caps(self) -> bool:
+        return any(w.has_cap for w in self.windows)
+
+    def window(self, key: str) -> WindowView:
+        return next(w for w in self.windows if w.key == key)
+
+
+def spend_views(personas: Sequence[Persona], now: dt.datetime | None = None) -> list[PersonaSpend]:
+    """Gauges for many personas: two queries in all (counters, holds)."""
+    now = now or timezone.now()
+    spent = current_spend(personas, now)
+    holds = active_holds((p.pk for p in personas), now)
+    views = []
+    for p in personas:
+        held, n = holds.get(p.pk, (0, 0))
+        resets = resets_at(p.effective_timezone, now)
+        windows = [
+            WindowView(
+                key=key,
+                label=label,
+                spent_nanos=spent[p.pk].of(key),
+                cap_nanos=getattr(p, cap_attr),
+                held_nanos=held,
+                warn_at=p.effective_warn_at,
+                resets_at=resets[key],
+            )
+            for key, _, label, cap_attr in WINDOWS
+        ]
+        views.append(PersonaSpend(persona=p, windows=windows, held_nanos=held, holds=n))
+    return views
+
+
+# ---------------------------------------------------------------------------------------
+# The banner
+
+
+@dataclass
+class AlertItem:
+    persona_pk: int
+    agent_id: str
+    persona_slug: str
+    status: str
+    window_label: str
+    spent_nanos: int
+    cap_nanos: int
+
+
+@dataclass
+class Alerts:
+    items: list[AlertItem] = field(default_factory=list)
+    warn: int = 0
+    exceeded: int = 0
+    more: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.warn or self.exceeded)
+
+
+BANNER_ITEMS = 5
+
+
+def capped_personas() -> list[Persona]:
+    capped = (
+        Q(daily_cap_nanos__isnull=False)
+        | Q(monthly_cap_nanos__isnull=False)
+        | Q(lifetime_cap_nanos__isnull=False)
+    )
+    return list(Persona.objects.filter(capped))
+
+
+def alerts(now: dt.datetime | None = None) -> Alerts:
+    """Personas whose caps are in warn or exceeded, worst first (two or three queries)."""
+    found = Alerts()
+    hits: list[AlertItem] = []
+    for view in spend_views(capped_personas(), now):
+        status = view.status
+        if status not in ("warn", "exceeded"):
+            continue
+        if status == "exceeded":
+            found.exceeded += 1
+        else:
+            found.warn += 1
+        w = max(
+            (w for w in view.windows if w.cap_nanos is not None),
+            key=lambda w: (STATUS_ORDER[w.status], w.percent),
+        )
+        assert w.cap_nanos is not None
+        hits.append(
+            AlertItem(
+                persona_pk=view.persona.pk,
+                agent_id=view.persona.agent_id,
+                persona_slug=view.persona.slug,
+                status=status,
+                window_label=w.label.lower(),
+                spent_nanos=w.spent_nanos,
+                cap_nanos=w.cap_nanos,
+            )
+        )
+    hits.sort(key=lambda a: (-STATUS_ORDER[a.status], a.agent_id, a.persona_slug))
+    found.items = hits[:BANNER_ITEMS]
+    found.more = max(0, len(hits) - BANNER_ITEMS)
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# Agents
+
+
+def agent_spend(agent_ids: Sequence[str], now: dt.datetime | None = None) -> dict[str, Spent]:
+    """Today's, this month's and lifetime spend per agent: the sum over its personas.
+
+    "Today" is each persona's own day (its timezone), as its daily cap sees it.
+    """
+    now = now or timezone.now()
+    personas = list(Persona.objects.filter(agent_id__in=list(agent_ids)))
+    spent = current_spend(personas, now)
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for p in personas:
+        s = spent[p.pk]
+        t = totals[p.agent_id]
+        t[0] += s.day
+        t[1] += s.month
+        t[2] += s.lifetime
+    return {a: Spent(*totals[a]) for a in agent_ids}
+
+
+# ---------------------------------------------------------------------------------------
+# Month chart, by-model breakdown, latest charges
+
+
+def month_bounds(tz_name: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, int]:
+    tz = ZoneInfo(tz_name or "UTC")
+    _, month = window_starts(tz_name, now)
+    days = calendar.monthrange(month.year, month.month)[1]
+    start = dt.datetime.combine(month, dt.time(), tz)
+    end = dt.datetime.combine(month + dt.timedelta(days=days), dt.time(), tz)
+    return start, end, days
+
+
+def _charges(persona: Persona | None) -> Any:
+    qs = Charge.objects.all()
+    return qs.filter(persona=persona) if persona is not None else qs
+
+
+def daily_totals(
+    persona: Persona | None, now: dt.datetime | None = None
+) -> tuple[list[int], int, int]:
+    """Spend per day of the current month (persona's timezone; UTC for all personas).
+
+    Returns (per-day nanos, days in month, index of today). One query per day of the
+    month so far, each an indexed range SUM; no per-row work in Python.
+    """
+    now = now or timezone.now()
+    tz_name = persona.effective_timezone if persona is not None else "UTC"
+    start, _, days = month_bounds(tz_name, now)
+    tz = ZoneInfo(tz_name)
+    today = now.astimezone(tz).day
+    qs = _charges(persona)
+    aggregates = {
+        f"d{d}": Sum(
+            "cost_nanos",
+            filter=Q(ts__gte=_day_start(start, d - 1, tz), ts__lt=_day_start(start, d, tz)),
+        )
+        for d in range(1, today + 1)
+    }
+    sums = qs.filter(ts__gte=start, ts__lt=_day_start(start, today, tz)).aggregate(**aggregates)
+    per_day = [int(sums.get(f"d{d}") or 0) for d in range(1, today + 1)]
+    return per_day, days, today
+
+
+def _day_start(month_start: dt.datetime, day: int, tz: ZoneInfo) -> dt.datetime:
+    """Midnight after ``day`` of the month, in ``tz`` (DST-safe: built from the date)."""
+    return dt.datetime.combine(month_start.date() + dt.timedelta(days=day), dt.time(), tz)
+
+
+@dataclass
+class ModelRow:
+    model: str
+    surface: str
+    charges: int
+    cost_nanos: int
+    not_recorded: int
+    share: float = 0.0
+
+
+def by_model(
+    persona: Persona | None, now: dt.datetime | None = None, limit: int = 12
+) -> list[ModelRow]:
+    """This month's spend per (model, surface), biggest first."""
+    now = now or timezone.now()
+    tz_name = persona.effective_timezone if persona is not None else "UTC"
+    start, end, _ = month_bounds(tz_name, now)
+    rows = (
+        _charges(persona)
+        .filter(ts__gte=start, ts__lt=end)
+        .values("model", "surface")
+        .annotate(
+            n=Count("id"),
+            cost=Sum("cost_nanos"),
+            missing=Count("id", filter=Q(cost_nanos__isnull=True)),
+        )
+        .order_by("-cost", "model")[:limit]
+    )
+    result = [
+        ModelRow(
+            model=r["model"],
+            surface=r["surface"],
+            charges=r["n"],
+            cost_nanos=int(r["cost"] or 0),
+            not_recorded=r["missing"],
+        )
+        for r in rows
+    ]
+    total = sum(r.cost_nanos for r in result)
+    for r in result:
+        r.share = 100.0 * r.cost_nanos / total if total else 0.0
+    return result
+
+
+def latest_charges(persona: Persona | None, limit: int = 10) -> list[Charge]:
+    return list(_charges(persona).select_related("persona").order_by("-id")[:limit])

@@ -1,0 +1,29 @@
+"""The over-cap banner: which personas are at or over a cap, on every admin page.
+
+Lazy: the numbers are read only when a template shows the banner, and only for staff on
+admin pages. Cheap: one query over the current window counters of capped personas and
+one over active holds (budgets.admin_queries.alerts), never a scan of the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+
+def spend_alerts(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    match = getattr(request, "resolver_match", None)
+    if not (user and user.is_active and user.is_staff):
+        return {}
+    if match is None or "admin" not in match.namespaces:
+        return {}
+
+    def load() -> Any:
+        from budgets.admin_queries import alerts
+
+        return alerts()
+
+    return {"hal0_alerts": SimpleLazyObject(load)}
