@@ -441,8 +441,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             # The form's clean() catches what an operator can get wrong; this is a guard.
             self.message_user(request, str(exc), messages.ERROR)
             return
-        obj.pk = key.pk
-        obj.prefix = key.prefix
+        # The admin goes on with ``obj`` (its log entry, the redirect): make it the new key.
+        for model_field in key._meta.concrete_fields:
+            setattr(obj, model_field.attname, getattr(key, model_field.attname))
+        obj._state.adding = False
         self.message_user(
             request,
             format_html(
@@ -461,7 +463,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             _, changed = apikeys.revoke_key(key.prefix)
             revoked += int(changed)
         already = queryset.count() - revoked
-        text = f"revoked {revoked} key{'s' if revoked != 1 else ''}"
+        text = f"Revoked {revoked} key{'s' if revoked != 1 else ''}"
         if already:
             text += f", {already} already revoked"
         self.message_user(request, text, messages.SUCCESS)

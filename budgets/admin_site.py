@@ -19,6 +19,7 @@ class Hal0AdminSite(admin.AdminSite):
     site_header = "hal0 spend control"
     site_title = "hal0 spend control"
     index_title = "Operators"
+    site_url = None  # the service has no public site; hide "View site"
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [path("spend/", self.admin_view(self.spend_view), name="spend")]

@@ -1,0 +1,96 @@
+"""API keys in the admin: created with the key shown once, revoked, never deleted."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.utils import timezone
+
+from budgets.apikeys import create_key
+from budgets.models import ApiKey
+from personas.models import Agent
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/admin/budgets/apikey/"
+
+
+def _shown_key(response: object) -> str:
+    texts = [str(m) for m in get_messages(response.wsgi_request)]  # type: ignore[attr-defined]
+    found = [m for t in texts if (m := re.search(r"<code class='hal0-key'>([^<]+)</code>", t))]
+    assert len(found) == 1, texts
+    return found[0].group(1)
+
+
+def test_creating_an_operator_key_shows_it_once(staff_client: Client) -> None:
+    response = staff_client.post(f"{LIST}add/", {"name": "ci runner", "scope": "operator"})
+    assert response.status_code == 302
+    raw = _shown_key(response)
+    key = ApiKey.objects.get(name="ci runner")
+    assert key.scope == "operator"
+    assert key.agent is None
+    assert ApiKey.objects.is_valid(raw)
+    first = staff_client.get(response["Location"]).content.decode()
+    assert raw in first
+    assert "ci runner" in first
+    # Only the hash is kept: no page shows the key again.
+    again = staff_client.get(f"{LIST}{key.pk}/change/").content.decode()
+    assert raw not in again
+    assert key.prefix in again
+    assert raw not in staff_client.get(LIST).content.decode()
+
+
+def test_an_agent_key_is_tied_to_its_agent(staff_client: Client) -> None:
+    Agent.objects.create(id="hermes")
+    response = staff_client.post(f"{LIST}add/", {"name": "", "scope": "agent", "agent": "hermes"})
+    assert response.status_code == 302
+    key = ApiKey.objects.get(scope="agent")
+    assert key.agent_id == "hermes"
+    assert key.name == "agent hermes"
+    assert ApiKey.objects.is_valid(_shown_key(response))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"scope": "agent"}, "An agent key needs the agent it acts for."),
+        ({"scope": "operator", "agent": "hermes"}, "An operator key is not tied to an agent"),
+    ],
+)
+def test_a_scope_that_does_not_match_the_agent_is_refused_on_the_field(
+    staff_client: Client, data: dict[str, str], message: str
+) -> None:
+    Agent.objects.create(id="hermes")
+    response = staff_client.post(f"{LIST}add/", data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_the_revoke_action_revokes_and_says_so(staff_client: Client) -> None:
+    key, raw = create_key(scope="operator", name="old")
+    response = staff_client.post(
+        LIST, {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
+    assert "Revoked 1 key" in response.content.decode()
+    key.refresh_from_db()
+    assert key.revoked
+    assert not ApiKey.objects.is_valid(raw)
+
+
+def test_keys_show_when_they_were_last_used_and_cannot_be_deleted(staff_client: Client) -> None:
+    key, _ = create_key(scope="operator", name="busy")
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    body = staff_client.get(LIST).content.decode()
+    assert "Last used at" in body or "last used at" in body.lower()
+    assert "delete_selected" not in body
+    assert staff_client.post(f"{LIST}{key.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
+    body = staff_client.get("/admin/").content.decode()
+    assert "/admin/rest_framework_api_key/" not in body
