@@ -19,6 +19,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -91,6 +92,12 @@ class ModelFilter(RecentValuesFilter):
     title = "model"
     parameter_name = "model"
     field = "model"
+
+
+class DateFilter(admin.DateFieldListFilter):
+    def __init__(self, field: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().__init__(field, request, *args, **kwargs)
+        self.title = "date"
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -186,7 +193,7 @@ def csv_rows(queryset: QuerySet[Charge]) -> Iterator[str]:
 class ChargeAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
-        "ts",
+        "when",
         "agent",
         "persona_link",
         "surface",
@@ -202,7 +209,7 @@ class ChargeAdmin(ReadOnlyAdmin):
         "persona",
         SurfaceFilter,
         ModelFilter,
-        "ts",
+        ("ts", DateFilter),
         "source",
     )
     list_select_related = ("persona",)
@@ -210,6 +217,8 @@ class ChargeAdmin(ReadOnlyAdmin):
     search_help_text = "Exact request_id"
     date_hierarchy = "ts"
     show_full_result_count = False
+    # Facet counts are one COUNT per filter choice over the ledger: never on this list.
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     list_per_page = 100
     actions = ["export_csv"]
@@ -223,17 +232,18 @@ class ChargeAdmin(ReadOnlyAdmin):
     )
     readonly_fields = ("cost",)
 
+    @admin.display(description="time (UTC)", ordering="ts")
+    def when(self, obj: Charge) -> str:
+        return obj.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
     @admin.display(description="agent", ordering="persona__agent_id")
     def agent(self, obj: Charge) -> str:
         return obj.persona.agent_id
 
     @admin.display(description="persona", ordering="persona__slug")
     def persona_link(self, obj: Charge) -> str:
-        return format_html(
-            '<a href="{}">{}</a>',
-            f"../../personas/persona/{obj.persona_id}/change/",
-            obj.persona.slug,
-        )
+        url = reverse("admin:personas_persona_change", args=[obj.persona_id])
+        return format_html('<a href="{}">{}</a>', url, obj.persona.slug)
 
     @admin.display(description="cost", ordering="cost_nanos")
     def cost(self, obj: Charge) -> str:
@@ -245,6 +255,11 @@ class ChargeAdmin(ReadOnlyAdmin):
             return ""
         parts = ("?" if n is None else f"{n:,}" for n in (obj.input_tokens, obj.output_tokens))
         return " / ".join(parts)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Ledger: every charge, newest first (read-only)"
+        context = {"title": title, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -305,6 +320,7 @@ class HoldAdmin(ReadOnlyAdmin):
     list_select_related = ("persona",)
     search_fields = ("=id",)
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     date_hierarchy = "created_at"
     fields = (

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from budgets.models import Charge, Hold, SpendCounter
@@ -399,7 +399,7 @@ class ModelRow:
     model: str
     surface: str
     charges: int
-    cost_nanos: int
+    cost_nanos: int | None  # None: no charge of this model had its cost recorded
     not_recorded: int
     share: float = 0.0
 
@@ -420,21 +420,21 @@ def by_model(
             cost=Sum("cost_nanos"),
             missing=Count("id", filter=Q(cost_nanos__isnull=True)),
         )
-        .order_by("-cost", "model")[:limit]
+        .order_by(F("cost").desc(nulls_last=True), "model")[:limit]
     )
     result = [
         ModelRow(
             model=r["model"],
             surface=r["surface"],
             charges=r["n"],
-            cost_nanos=int(r["cost"] or 0),
+            cost_nanos=None if r["cost"] is None else int(r["cost"]),
             not_recorded=r["missing"],
         )
         for r in rows
     ]
-    total = sum(r.cost_nanos for r in result)
+    total = sum(r.cost_nanos or 0 for r in result)
     for r in result:
-        r.share = 100.0 * r.cost_nanos / total if total else 0.0
+        r.share = 100.0 * (r.cost_nanos or 0) / total if total else 0.0
     return result
 
 

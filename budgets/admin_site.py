@@ -20,6 +20,8 @@ class Hal0AdminSite(admin.AdminSite):
     site_title = "hal0 spend control"
     index_title = "Operators"
     site_url = None  # the service has no public site; hide "View site"
+    # The top bar links every operator page; the sidebar would only take the tables' width.
+    enable_nav_sidebar = False
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [path("spend/", self.admin_view(self.spend_view), name="spend")]

@@ -58,27 +58,24 @@ class Chart:
         return (self.left + self.plot_right) / 2
 
 
-def _nice_ceiling(value: int) -> int:
-    """Round an axis maximum up to 1, 2, 2.5 or 5 times a power of ten (in nanos)."""
-    if value <= 0:
-        return 1_000_000_000  # $1
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = int(step * magnitude)
-        if candidate >= value:
-            return candidate
+def _nice_step(value: int) -> int:
+    """The smallest round step (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten)
+    that is >= value, in nanos: gridlines at amounts a person would pick."""
+    magnitude = 10 ** max(0, len(str(max(value, 1))) - 1)
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if int(step * magnitude) >= value:
+            return int(step * magnitude)
     return 10 * magnitude
 
 
 def _short_usd(nanos: int) -> str:
     value = Decimal(nanos) / 1_000_000_000
     if value >= 1000:
-        return f"${value / 1000:.1f}k".replace(".0k", "k")
-    if value >= 10 or value == value.to_integral_value():
-        return f"${value:.0f}"
-    if value >= Decimal("0.1"):
-        return f"${value:.2f}"
-    return f"${value:.3f}"
+        return f"${value / 1000:,.1f}k".replace(".0k", "k")
+    text = f"{value:,.3f}".rstrip("0").rstrip(".")
+    if "." in text and len(text.split(".")[1]) == 1:
+        text += "0"  # $0.50, not $0.5
+    return f"${text}"
 
 
 def month_chart(
@@ -95,8 +92,10 @@ def month_chart(
         cumulative.append(cumulative[-1] + amount)
     chart.total_nanos = cumulative[-1]
     chart.empty = chart.total_nanos == 0 and cap_nanos is None
-    top_value = max(chart.total_nanos, cap_nanos or 0)
-    y_max = _nice_ceiling(int(top_value * 1.08))
+    top_value = max(chart.total_nanos, cap_nanos or 0, 1_000_000_000 if chart.empty else 1)
+    # Four gridlines at round amounts, with a little room above the highest value.
+    step = _nice_step(-(-int(top_value * 1.05) // 4))
+    y_max = 4 * step
     plot_w = chart.plot_right - chart.left
     plot_h = chart.plot_bottom - chart.top
 
@@ -114,7 +113,7 @@ def month_chart(
         + f" L{points[-1][0]},{chart.plot_bottom} Z"
     )
     chart.today_x, chart.today_y = points[-1]
-    chart.ticks = [(y(y_max * i / 4), _short_usd(int(y_max * i / 4))) for i in range(5)]
+    chart.ticks = [(y(step * i), _short_usd(step * i)) for i in range(5)]
     marks = sorted({1, 8, 15, 22, days})
     chart.xlabels = [(x(d - 0.5), str(d)) for d in marks]
     if cap_nanos is not None:
@@ -167,6 +166,7 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     per_day, days, _ = q.daily_totals(None, now)
     context = {
         **site.each_context(request),
+        "is_nav_sidebar_enabled": False,  # the page needs the width; the top bar has links
         "title": "Spend",
         "subtitle": None,
         "views": views,

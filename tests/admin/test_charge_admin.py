@@ -191,3 +191,9 @@ def test_csv_export_of_all_matching_rows_and_cells_that_look_like_formulas(
     assert len(rows) == len(charges) + 1
     formula = next(r for r in rows if r["request_id"] == "req-formula")
     assert formula["model"] == "'=HYPERLINK(1)"
+
+
+def test_the_list_never_offers_facet_counts(staff_client: Client, charges: list[Charge]) -> None:
+    body = staff_client.get(f"{LIST}?_facets=True").content.decode()
+    assert "Show counts" not in body
+    assert "Hide counts" not in body

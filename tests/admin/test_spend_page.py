@@ -87,11 +87,18 @@ def test_remaining_holds_and_resets_are_shown(staff_client: Client) -> None:
 def test_an_unrecorded_cost_is_never_shown_as_zero(staff_client: Client) -> None:
     persona = make_persona("hermes", "legacy")
     record(persona, 1, ts=timezone.now(), cost_nanos=None, model="old-model")
+    record(persona, 1, ts=timezone.now(), cost_nanos=None, model="mixed-model")
+    record(persona, 1, ts=timezone.now(), cost_nanos=USD, model="mixed-model")
     body = staff_client.get(URL).content.decode()
     latest = body[body.index('id="hal0-latest"') :]
     assert "not recorded" in latest
     models = body[body.index('id="hal0-models"') :]
-    assert "+ 1 not recorded" in models
+    old = models[models.index("old-model") :].split("</tr>")[0]
+    assert "not recorded" in old
+    assert "$0.00" not in old
+    mixed = models[models.index("mixed-model") :].split("</tr>")[0]
+    assert "$1.00" in mixed
+    assert "+ 1 not recorded" in mixed
 
 
 def test_the_month_chart_is_inline_svg_and_the_models_are_broken_down(
