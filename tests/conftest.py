@@ -65,3 +65,62 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("requires_postgres") and not is_postgres:
             item.add_marker(pytest.mark.skip(reason="needs DATABASE_URL=postgres://..."))
+
+
+# ---------------------------------------------------------------------------------------
+# Agents and personas (real files under the test's data folder, real rows)
+
+
+@pytest.fixture
+def agent(db: None, data_dir: Path) -> Any:
+    """The agent "hermes", provisioned: its seed personas (hermes, coder) on disk and in
+    the database, ``active.txt`` pointing at hermes."""
+    from personas.models import Agent
+    from personas.services import provision_agent
+
+    provision_agent("hermes")
+    return Agent.objects.get(id="hermes")
+
+
+@pytest.fixture
+def make_persona(db: None, data_dir: Path) -> Callable[..., Any]:
+    """``make_persona(agent_id="hermes", persona_id="coder", budget_toml="daily_usd = 1.0\\n")``
+
+    Writes ``agents/<agent_id>/personas/<persona_id>.toml`` with those ``[persona.budget]``
+    lines (``budget_toml=None``: no budget table at all), creates the agent row if needed,
+    and returns the synced Persona row. ``extra_toml`` is appended after the budget block.
+    Overwriting an existing persona (e.g. the seeded coder) is setup, not an operator's
+    edit: it leaves no ``BudgetChange`` behind.
+    """
+    from personas import paths
+    from personas.models import Agent, BudgetChange
+    from personas.services import resolve_persona
+    from personas.toml_store import write_atomic
+
+    def make(
+        agent_id: str = "hermes",
+        persona_id: str = "coder",
+        budget_toml: str | None = "",
+        *,
+        display_name: str | None = None,
+        summary: str = "A persona made by a test.",
+        extra_toml: str = "",
+    ) -> Any:
+        agent, _ = Agent.objects.get_or_create(id=agent_id)
+        lines = [
+            "[persona]",
+            f'id = "{persona_id}"',
+            f'display_name = "{display_name or persona_id.capitalize()}"',
+            f'summary = "{summary}"',
+            "",
+        ]
+        if budget_toml is not None:
+            lines += ["[persona.budget]", budget_toml.rstrip("\n"), ""]
+        text = "\n".join(lines) + "\n" + extra_toml
+        last_audit = BudgetChange.objects.order_by("-id").values_list("id", flat=True).first()
+        write_atomic(paths.persona_file(agent_id, persona_id), text)
+        persona = resolve_persona(agent, persona_id)
+        BudgetChange.objects.filter(persona=persona, id__gt=last_audit or 0).delete()
+        return persona
+
+    return make

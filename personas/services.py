@@ -1,0 +1,519 @@
+"""Agents and personas: lookups, file sync, and the one writer of persona files.
+
+The TOML file is the truth; the Persona row caches its last good parse plus the file's
+stat signature, so a lookup costs one ``os.stat`` and one query while the file is
+unchanged. ``write_budget`` is the only code that writes a persona file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomlkit
+from django.db import transaction
+from django.utils import timezone
+from tomlkit.exceptions import TOMLKitError
+
+from hal0.errors import BadRequest, Conflict, NotFound
+from personas import paths, seeds
+from personas.ids import is_valid_id
+from personas.models import Agent, BudgetChange, Persona
+from personas.toml_store import (
+    KNOWN_KEYS,
+    BudgetInvalid,
+    BudgetSpec,
+    PersonaMalformed,
+    budget_spec_from_persona,
+    decode,
+    jsonable,
+    parse_budget_mapping,
+    parse_persona_text,
+    render_budget,
+    sha256_bytes,
+    sha256_text,
+    signature,
+    write_atomic,
+)
+
+__all__ = [
+    "SyncResult",
+    "active_persona_id",
+    "budget_spec_from_persona",
+    "parse_budget_body",
+    "require_good_budget",
+    "resolve_agent",
+    "resolve_persona",
+    "sync_persona",
+    "write_budget",
+]
+
+log = logging.getLogger(__name__)
+
+FILE_EDIT_ACTOR = "file edit"
+Outcome = Literal["created", "updated", "unchanged", "malformed"]
+
+
+def _shown(value: object) -> str:
+    """An id as messages quote it: short, and repr() so odd characters stay visible."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= 64 else text[:64] + "...")
+
+
+# ---------------------------------------------------------------------------------------
+# Lookups
+
+
+def resolve_agent(agent_id: str) -> Agent:
+    """The agent, or 404 ``agent.unknown`` (also for an id no agent could have)."""
+    # Checked before anything else: an invalid id never reaches a query or a path.
+    agent = Agent.objects.filter(id=agent_id).first() if is_valid_id(agent_id) else None
+    if agent is None:
+        raise NotFound(
+            f"unknown agent {_shown(agent_id)}",
+            code="agent.unknown",
+            details={"agent_id": agent_id} if is_valid_id(agent_id) else {},
+        )
+    return agent
+
+
+def _persona_not_found(agent_id: str, persona_id: str) -> NotFound:
+    return NotFound(
+        f"persona {_shown(persona_id)} not found",
+        code="persona.not_found",
+        details={"agent_id": agent_id, "persona_id": persona_id}
+        if is_valid_id(persona_id)
+        else {"agent_id": agent_id},
+    )
+
+
+def resolve_persona(agent: Agent, persona_id: str) -> Persona:
+    """The persona, synced with its file; 404 ``persona.not_found`` when there is no file.
+
+    A persona exists iff its file exists: a file added by hand is imported here, a hand
+    edit is picked up (and audited), a malformed file keeps the last good caps and sets
+    ``load_error``.
+    """
+    if not is_valid_id(persona_id):
+        raise _persona_not_found(agent.id, persona_id)
+    result = sync_persona(agent, persona_id)
+    if result is None:
+        raise _persona_not_found(agent.id, persona_id)
+    return result.persona
+
+
+def require_good_budget(persona: Persona) -> None:
+    """400 ``persona.malformed`` while the persona's file cannot be parsed."""
+    if persona.load_error:
+        raise BadRequest(
+            f"persona file {paths.display_name(persona.agent_id, persona.slug)} is malformed: "
+            f"{persona.load_error}",
+            code="persona.malformed",
+            details={"agent_id": persona.agent_id, "persona_id": persona.slug},
+        )
+
+
+def _read_active(agent_id: str) -> str | None:
+    try:
+        return paths.active_file(agent_id).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def active_persona_id(agent_id: str) -> str | None:
+    """The active persona: what ``active.txt`` names if that persona exists, else hermes."""
+    named = _read_active(agent_id)
+    candidates = [c for c in (named, seeds.DEFAULT_ACTIVE) if c and is_valid_id(c)]
+    existing = {c for c in candidates if paths.persona_file(agent_id, c).is_file()}
+    return seeds.choose_active(named, existing)
+
+
+# ---------------------------------------------------------------------------------------
+# File -> row
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    persona: Persona
+    outcome: Outcome
+
+
+def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncResult | None:
+    """Bring the row in line with the file; ``None`` when the file does not exist.
+
+    Re-parses only when the stat signature differs from the row's (or ``force``).
+    """
+    path = paths.persona_file(agent.id, persona_id)
+    try:
+        sig = signature(path)
+    except FileNotFoundError:
+        return None
+    row = Persona.objects.filter(agent=agent, slug=persona_id).first()
+    if row is not None and row.file_signature == sig and not force:
+        return SyncResult(row, "unchanged")
+    with transaction.atomic():
+        created = False
+        if row is None:
+            row, created = Persona.objects.get_or_create(agent=agent, slug=persona_id)
+        # Lock the row: two requests that both saw the change must not both apply (and
+        # audit) it. The second one finds the signature already current and stops.
+        row = Persona.objects.select_for_update().get(pk=row.pk)
+        try:
+            sig = signature(path)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if row.file_signature == sig and not created and not force:
+            return SyncResult(row, "unchanged")
+        return SyncResult(row, _apply_file(row, data, sig, created=created))
+
+
+def _set_budget(row: Persona, spec: BudgetSpec) -> None:
+    row.daily_cap_nanos = spec.daily_nanos
+    row.monthly_cap_nanos = spec.monthly_nanos
+    row.lifetime_cap_nanos = spec.lifetime_nanos
+    row.per_call_cap_nanos = spec.per_call_nanos
+    row.hard_cap = spec.hard_cap
+    row.warn_at = spec.warn_at
+    row.timezone = spec.timezone or ""
+    row.budget_extra = jsonable(spec.extra)
+
+
+def _budget_state(row: Persona) -> tuple[dict[str, Any], Any]:
+    return budget_spec_from_persona(row).to_api(), row.budget_extra
+
+
+def _apply_file(row: Persona, data: bytes, sig: str, *, created: bool) -> Outcome:
+    """Parse ``data`` (the file's bytes, read after ``sig`` was taken) into the locked row."""
+    sha = sha256_bytes(data)
+    try:
+        spec = parse_persona_text(decode(data), stem=row.slug)
+    except PersonaMalformed as exc:
+        # A malformed file never lifts a cap: the caps stay the last good ones.
+        if row.load_error != exc.message:
+            log.warning("persona %s is malformed, last good caps stay: %s", row, exc.message)
+        row.load_error = exc.message
+        row.file_signature = sig
+        row.content_sha256 = sha
+        row.save(update_fields=["load_error", "file_signature", "content_sha256", "updated_at"])
+        return "malformed"
+
+    before = _budget_state(row) if row.has_good_budget else None
+    was_malformed = bool(row.load_error)
+    old_fields = (row.display_name, row.summary)
+    _set_budget(row, spec.budget)
+    row.display_name = spec.display_name[:200]
+    row.summary = spec.summary
+    row.load_error = ""
+    row.has_good_budget = True
+    row.file_signature = sig
+    row.content_sha256 = sha
+    row.loaded_at = timezone.now()
+    row.save()
+    after = _budget_state(row)
+    if before is not None and before[0] != after[0]:
+        # Someone changed the caps by editing the file: audit it like any other change.
+        BudgetChange.objects.create(
+            persona=row,
+            actor=FILE_EDIT_ACTOR,
+            via=BudgetChange.Via.FILE,
+            before=before[0],
+            after=after[0],
+        )
+        log.info("persona %s: caps changed by a hand edit of its file", row)
+    if created:
+        return "created"
+    changed = was_malformed or before != after or old_fields != (row.display_name, row.summary)
+    return "updated" if changed else "unchanged"
+
+
+# ---------------------------------------------------------------------------------------
+# Writes
+
+
+def parse_budget_body(mapping: Any) -> BudgetSpec:
+    """A PUT body -> spec; 400 ``budget.invalid`` naming the key and the reason.
+
+    Unknown keys are refused here (unlike in the file): a typo such as ``daily_cap`` would
+    otherwise replace the whole block without the cap the client meant to set.
+    """
+    if not isinstance(mapping, dict):
+        raise BadRequest("request body must be a JSON object", code="budget.invalid_body")
+    for key in mapping:
+        if key not in KNOWN_KEYS:
+            raise BadRequest(
+                f"{_shown(key)} is not a budget key (known: {', '.join(KNOWN_KEYS)})",
+                code="budget.invalid",
+                details={"key": str(key)[:64]},
+            )
+    try:
+        return parse_budget_mapping(mapping)
+    except BudgetInvalid as exc:
+        raise BadRequest(
+            exc.message,
+            code="budget.invalid",
+            details={"key": exc.key} if exc.key else {},
+        ) from exc
+
+
+def write_budget(
+    persona: Persona,
+    spec: BudgetSpec,
+    *,
+    actor: str,
+    via: str,
+    expected_sha256: str | None = None,
+) -> Persona:
+    """Set a persona's ``[persona.budget]``: the one function that writes a persona file.
+
+    Rewrites only that block (comments and other tables stay byte for byte), atomically;
+    updates the row and records a ``BudgetChange``. 409 ``persona.conflict`` when
+    ``expected_sha256`` is given and the file is no longer that version.
+    """
+    path = paths.persona_file(persona.agent_id, persona.slug)
+    with transaction.atomic():
+        # Two writers (API, admin, a command) must not interleave read-modify-write of one
+        # file: the row lock serializes them on PostgreSQL; on SQLite the IMMEDIATE
+        # transaction already holds the database write lock.
+        row = Persona.objects.select_for_update().get(pk=persona.pk)
+        try:
+            sig = signature(path)
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise _persona_not_found(row.agent_id, row.slug) from exc
+        sha = sha256_bytes(data)
+        if row.file_signature != sig or row.content_sha256 != sha:
+            # A hand edit not seen yet: take it in (and audit it) before writing over it.
+            _apply_file(row, data, sig, created=False)
+        if expected_sha256 is not None and expected_sha256 != sha:
+            raise Conflict(
+                "the persona's file changed since it was read; nothing was written",
+                code="persona.conflict",
+                details={
+                    "budget": budget_spec_from_persona(row).to_api(),
+                    "sha256": sha,
+                    "load_error": row.load_error or None,
+                },
+            )
+        require_good_budget(row)
+        text = decode(data)
+        new_text = render_budget(text, spec)
+        before = budget_spec_from_persona(row).to_api()
+        if new_text != text:
+            write_atomic(path, new_text)
+            # If the commit below fails, the row keeps the old signature, so the next
+            # lookup re-reads the file: file and row never disagree for long.
+            sig = signature(path)
+            sha = sha256_text(new_text)
+        written = parse_persona_text(new_text, stem=row.slug).budget
+        _set_budget(row, written)
+        row.file_signature = sig
+        row.content_sha256 = sha
+        row.loaded_at = timezone.now()
+        row.save()
+        after = written.to_api()
+        if before != after:
+            BudgetChange.objects.create(
+                persona=row, actor=actor[:200], via=via, before=before, after=after
+            )
+    return row
+
+
+# ---------------------------------------------------------------------------------------
+# Provisioning (manage.py reprovision)
+
+
+class InvalidAgentId(ValueError):
+    """An agent id that could never name a folder; the command turns it into an error."""
+
+
+@dataclass
+class ProvisionReport:
+    agent_id: str
+    agent_created: bool = False
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    malformed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+    active: str | None = None
+
+    def summary(self) -> str:
+        return f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome == "created":
+            self.created += 1
+        elif outcome == "updated":
+            self.updated += 1
+        elif outcome == "unchanged":
+            self.unchanged += 1
+
+
+def all_agent_ids() -> list[str]:
+    """Every agent folder under the data folder plus every agent row, sorted."""
+    ids = set(Agent.objects.values_list("id", flat=True))
+    root = paths.agents_root()
+    if root.is_dir():
+        ids.update(p.name for p in root.iterdir() if p.is_dir() and is_valid_id(p.name))
+    return sorted(ids)
+
+
+def _repaired_seed_text(seed: seeds.Seed, current: str, row: Persona | None) -> str:
+    """The seed's canonical text carrying the operator's ``[persona.budget]`` block.
+
+    A parseable file gives its block verbatim (comments included); a malformed one gives
+    the row's last good caps, so a repair never lifts a cap.
+    """
+    canonical = tomlkit.parse(seed.text)
+    try:
+        parse_persona_text(current, stem=seed.id)
+        old_budget = tomlkit.parse(current)["persona"].get("budget")
+    except (PersonaMalformed, TOMLKitError, KeyError, TypeError):
+        old_budget = None
+    if old_budget is not None:
+        canonical["persona"]["budget"] = old_budget
+        text = tomlkit.dumps(canonical)
+    elif row is not None and row.has_good_budget:
+        text = render_budget(seed.text, budget_spec_from_persona(row))
+    else:
+        text = seed.text
+    return text.rstrip("\n") + "\n"
+
+
+def _backup(path: Path, now: dt.datetime) -> Path:
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    backup = path.with_name(f"{path.name}.bak-{stamp}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+    return backup
+
+
+def _preview(agent_id: str, agent: Agent | None, persona_id: str) -> Outcome:
+    """What syncing this file would do, without writing anything (``--dry-run``)."""
+    path = paths.persona_file(agent_id, persona_id)
+    row = None
+    if agent is not None:
+        row = Persona.objects.filter(agent=agent, slug=persona_id).first()
+    if row is not None and row.file_signature == signature(path):
+        return "unchanged"
+    try:
+        spec = parse_persona_text(decode(path.read_bytes()), stem=persona_id)
+    except PersonaMalformed:
+        return "malformed"
+    if row is None:
+        return "created"
+    same = (
+        not row.load_error
+        and row.has_good_budget
+        and budget_spec_from_persona(row).to_api() == spec.budget.to_api()
+        and (row.display_name, row.summary) == (spec.display_name, spec.summary)
+    )
+    return "unchanged" if same else "updated"
+
+
+def provision_agent(
+    agent_id: str, *, repair: bool = False, dry_run: bool = False
+) -> ProvisionReport:
+    """Create the agent and its folders, seed missing personas, import every persona file.
+
+    Idempotent: a second run finds everything in place and changes nothing. ``repair``
+    restores the seed personas' canonical text (keeping the operator's budget block, with a
+    timestamped backup of the replaced file beside it). ``dry_run`` reports and writes
+    nothing, neither files nor rows.
+    """
+    if not is_valid_id(agent_id):
+        raise InvalidAgentId(
+            f"invalid agent id {_shown(agent_id)}: use 1-64 lower-case letters, digits, "
+            "'_' or '-', starting with a letter or digit"
+        )
+    report = ProvisionReport(agent_id=agent_id)
+    agent = Agent.objects.filter(id=agent_id).first()
+    if agent is None:
+        report.agent_created = True
+        if not dry_run:
+            agent, _ = Agent.objects.get_or_create(id=agent_id, defaults={"display_name": agent_id})
+    folder = paths.personas_dir(agent_id)
+    if not dry_run:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    # Seeds the operator does not have yet, or (repair) whose text drifted from canonical.
+    new_seed_files: set[str] = set()
+    repaired: set[str] = set()
+    for seed in seeds.SEEDS.values():
+        path = paths.persona_file(agent_id, seed.id)
+        if not path.exists():
+            new_seed_files.add(seed.id)
+            if not dry_run:
+                write_atomic(path, seed.text)
+            continue
+        if not repair:
+            continue  # never overwrite an operator's file
+        row = Persona.objects.filter(agent=agent, slug=seed.id).first() if agent else None
+        current_bytes = path.read_bytes()
+        current = current_bytes.decode("utf-8", errors="replace")
+        wanted = _repaired_seed_text(seed, current, row)
+        if wanted.encode("utf-8") == current_bytes:
+            continue
+        backup = _backup(path, timezone.now())
+        report.backups.append(backup.name)
+        repaired.add(seed.id)
+        if not dry_run:
+            # Copy first, then replace: the operator's text exists on disk at every moment.
+            write_atomic(backup, current_bytes)
+            write_atomic(path, wanted)
+
+    # Import every persona file, including ones the operator added by hand.
+    stems: set[str] = set(new_seed_files) if dry_run else set()
+    if folder.is_dir():
+        for file in folder.glob("*.toml"):
+            if is_valid_id(file.stem):
+                stems.add(file.stem)
+            else:
+                report.skipped.append(file.name)
+    for persona_id in sorted(stems):
+        if dry_run:
+            outcome: Outcome = (
+                "created" if persona_id in new_seed_files else _preview(agent_id, agent, persona_id)
+            )
+            if persona_id in repaired and outcome != "created":
+                outcome = "updated"
+        else:
+            assert agent is not None
+            result = sync_persona(agent, persona_id)
+            if result is None:
+                continue  # removed while we were running
+            outcome = result.outcome
+        if outcome == "malformed":
+            message = _malformed_message(agent_id, agent, persona_id, dry_run)
+            report.malformed.append((persona_id, message))
+        else:
+            report.count(outcome)
+
+    # active.txt names an existing persona, else hermes.
+    named = _read_active(agent_id)
+    report.active = seeds.choose_active(named, stems)
+    if not dry_run and report.active is not None and named != report.active:
+        write_atomic(paths.active_file(agent_id), report.active + "\n")
+    return report
+
+
+def _malformed_message(agent_id: str, agent: Agent | None, persona_id: str, dry_run: bool) -> str:
+    if not dry_run and agent is not None:
+        row = Persona.objects.filter(agent=agent, slug=persona_id).first()
+        if row is not None and row.load_error:
+            return row.load_error
+    try:
+        path = paths.persona_file(agent_id, persona_id)
+        parse_persona_text(decode(path.read_bytes()), stem=persona_id)
+    except PersonaMalformed as exc:
+        return exc.message
+    except OSError:
+        return "file could not be read"
+    return "malformed"

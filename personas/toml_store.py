@@ -1,0 +1,369 @@
+"""Persona TOML files: text -> typed spec -> text. Pure code: no ORM, no settings.
+
+Parsing uses :mod:`tomllib` with ``parse_float=Decimal`` so a cap never passes through a
+binary float. Writing uses tomlkit, which keeps every other table, key order and comment
+of the operator's file byte for byte; only the known keys of ``[persona.budget]`` change.
+Paths are always passed in by the caller (``personas.paths`` builds them from validated
+ids); error messages never contain one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tomlkit
+
+from hal0.money import MoneyError, parse_usd, to_decimal, usd_number
+
+# The caps of [persona.budget], in the order they are written into a new block.
+CAP_KEYS: tuple[str, ...] = ("daily_usd", "monthly_usd", "lifetime_usd", "per_call_max_usd")
+KNOWN_KEYS: tuple[str, ...] = (*CAP_KEYS, "hard_cap", "warn_at", "timezone")
+_CAP_ATTRS: dict[str, str] = {
+    "daily_usd": "daily_nanos",
+    "monthly_usd": "monthly_nanos",
+    "lifetime_usd": "lifetime_nanos",
+    "per_call_max_usd": "per_call_nanos",
+}
+# The row stores warn_at as DECIMAL(6, 4): more digits would be rounded silently.
+WARN_AT_PLACES = 4
+TIMEZONE_MAX_LEN = 64
+
+
+class BudgetInvalid(ValueError):
+    """A ``[persona.budget]`` value is wrong; ``key`` names it, the message says why."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+class PersonaMalformed(ValueError):
+    """A persona file that cannot be used; the message never contains a path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """One ``[persona.budget]`` block. ``None`` = no cap on that window; 0 is a real cap."""
+
+    daily_nanos: int | None = None
+    monthly_nanos: int | None = None
+    lifetime_nanos: int | None = None
+    per_call_nanos: int | None = None
+    hard_cap: bool = True
+    warn_at: Decimal | None = None
+    timezone: str | None = None
+    # Keys this version does not know, kept so a write never drops an operator's setting.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def cap(self, key: str) -> int | None:
+        """The cap for a TOML/JSON key such as ``daily_usd``."""
+        value: int | None = getattr(self, _CAP_ATTRS[key])
+        return value
+
+    def to_api(self) -> dict[str, Any]:
+        """The GET ``budget`` object: unset caps left out, ``hard_cap`` always present."""
+        out: dict[str, Any] = {}
+        for key in CAP_KEYS:
+            nanos = self.cap(key)
+            if nanos is not None:
+                out[key] = usd_number(nanos)
+        out["hard_cap"] = self.hard_cap
+        if self.warn_at is not None:
+            out["warn_at"] = float(self.warn_at)
+        if self.timezone is not None:
+            out["timezone"] = self.timezone
+        return out
+
+    @property
+    def has_caps(self) -> bool:
+        return any(self.cap(key) is not None for key in CAP_KEYS)
+
+
+@dataclass(frozen=True)
+class PersonaSpec:
+    id: str
+    display_name: str
+    summary: str
+    budget: BudgetSpec
+    text: str
+
+
+class PersonaBudgetRow(Protocol):
+    """What :func:`budget_spec_from_persona` reads: the Persona row's budget columns."""
+
+    daily_cap_nanos: int | None
+    monthly_cap_nanos: int | None
+    lifetime_cap_nanos: int | None
+    per_call_cap_nanos: int | None
+    hard_cap: bool
+    warn_at: Decimal | None
+    timezone: str
+    budget_extra: Any
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+
+
+@lru_cache(maxsize=1024)
+def is_known_timezone(name: str) -> bool:
+    if not name or len(name) > TIMEZONE_MAX_LEN:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _parse_cap(key: str, raw: object) -> int:
+    try:
+        return parse_usd(raw, field=key)
+    except MoneyError as exc:
+        raise BudgetInvalid(str(exc), key) from exc
+
+
+def _parse_warn_at(raw: object) -> Decimal:
+    message = "warn_at must be a number between 0 and 1"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
+        raise BudgetInvalid(message, "warn_at")
+    value = Decimal(str(raw)) if isinstance(raw, float) else Decimal(raw)
+    # 0 would put every persona in "warn" from the first cent; above 1 never warns.
+    if not value.is_finite() or not (0 < value <= 1):
+        raise BudgetInvalid(message, "warn_at")
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -WARN_AT_PLACES:
+        raise BudgetInvalid(f"warn_at must have at most {WARN_AT_PLACES} decimal places", "warn_at")
+    return value
+
+
+def _parse_timezone(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise BudgetInvalid("timezone must be a string such as 'Europe/Berlin'", "timezone")
+    if not is_known_timezone(raw):
+        # repr() keeps control characters of a hostile value out of logs and pages.
+        shown = raw if len(raw) <= TIMEZONE_MAX_LEN else raw[:TIMEZONE_MAX_LEN] + "..."
+        raise BudgetInvalid(f"timezone {shown!r} is not a known IANA time zone", "timezone")
+    return raw
+
+
+def parse_budget_mapping(mapping: Mapping[str, Any]) -> BudgetSpec:
+    """Validate a ``[persona.budget]`` table (or a PUT body) into a :class:`BudgetSpec`.
+
+    Missing or ``null`` cap = no cap; missing ``hard_cap`` = true. Unknown keys are kept
+    in ``extra`` (a PUT body refuses them before calling this).
+    """
+    if not isinstance(mapping, Mapping):
+        raise BudgetInvalid("[persona.budget] must be a table", None)
+    caps: dict[str, int | None] = {}
+    for key in CAP_KEYS:
+        raw = mapping.get(key)
+        caps[_CAP_ATTRS[key]] = None if raw is None else _parse_cap(key, raw)
+    hard_cap = mapping.get("hard_cap", True)
+    if not isinstance(hard_cap, bool):
+        raise BudgetInvalid("hard_cap must be true or false", "hard_cap")
+    raw_warn = mapping.get("warn_at")
+    warn_at = None if raw_warn is None else _parse_warn_at(raw_warn)
+    raw_tz = mapping.get("timezone")
+    tz = None if raw_tz is None else _parse_timezone(raw_tz)
+    extra = {str(k): v for k, v in mapping.items() if k not in KNOWN_KEYS}
+    return BudgetSpec(hard_cap=hard_cap, warn_at=warn_at, timezone=tz, extra=extra, **caps)
+
+
+def budget_spec_from_persona(persona: PersonaBudgetRow) -> BudgetSpec:
+    """The spec a Persona row holds (its last good caps). Duck-typed: no ORM import."""
+    return BudgetSpec(
+        daily_nanos=persona.daily_cap_nanos,
+        monthly_nanos=persona.monthly_cap_nanos,
+        lifetime_nanos=persona.lifetime_cap_nanos,
+        per_call_nanos=persona.per_call_cap_nanos,
+        hard_cap=persona.hard_cap,
+        warn_at=None if persona.warn_at is None else Decimal(persona.warn_at).normalize(),
+        timezone=persona.timezone or None,
+        extra=dict(persona.budget_extra or {}),
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """A TOML value as JSON (for the row's ``budget_extra``): decimals, dates, nesting."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Persona files
+
+
+def _optional_str(table: Mapping[str, Any], key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise PersonaMalformed(f"[persona].{key} must be a string")
+    return value
+
+
+def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
+    """Parse a persona file's text; ``stem`` is its file name without ``.toml``."""
+    try:
+        doc = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        # The decoder's message has line and column, never the file's path.
+        raise PersonaMalformed(f"TOML syntax error: {exc}") from exc
+    persona = doc.get("persona")
+    if not isinstance(persona, dict):
+        raise PersonaMalformed("missing [persona] table")
+    persona_id = persona.get("id")
+    if not isinstance(persona_id, str) or not persona_id:
+        raise PersonaMalformed("[persona].id is missing")
+    if persona_id != stem:
+        shown = persona_id[:TIMEZONE_MAX_LEN]
+        raise PersonaMalformed(
+            f"[persona].id {shown!r} does not match the file name {stem + '.toml'!r}"
+        )
+    display_name = _optional_str(persona, "display_name", persona_id)
+    summary = _optional_str(persona, "summary", "")
+    try:
+        budget = parse_budget_mapping(persona.get("budget", {}))
+    except BudgetInvalid as exc:
+        raise PersonaMalformed(f"[persona.budget] {exc.message}") from exc
+    return PersonaSpec(
+        id=persona_id, display_name=display_name, summary=summary, budget=budget, text=text
+    )
+
+
+def _toml_number(nanos: int) -> Any:
+    # A TOML float from the exact decimal text: 5 -> 5.0, 0.1 -> 0.1 (shortest round trip).
+    return tomlkit.item(float(to_decimal(nanos)))
+
+
+def _same_value(key: str, current: Any, wanted: Any) -> bool:
+    """Whether the file already says ``wanted`` (then its spelling is left alone)."""
+    try:
+        if key in CAP_KEYS:
+            return bool(parse_usd(current, field=key) == wanted)
+        if key == "warn_at":
+            return bool(_parse_warn_at(current) == wanted)
+    except (MoneyError, BudgetInvalid):
+        return False
+    return type(current) is type(wanted) and bool(current == wanted)
+
+
+def render_budget(text: str, spec: BudgetSpec) -> str:
+    """``text`` with its ``[persona.budget]`` set to ``spec``; nothing else changes.
+
+    Known keys are replaced in place (a value the file already holds keeps its spelling and
+    comment), removed when unset, appended when new; unknown keys stay. The table is
+    created at the end of the file if missing.
+    """
+    doc = tomlkit.parse(text)
+    persona = doc.get("persona")
+    if persona is None:
+        raise PersonaMalformed("missing [persona] table")
+    if "budget" not in persona:
+        persona["budget"] = tomlkit.table()
+    budget = persona["budget"]
+
+    wanted: dict[str, Any] = {key: spec.cap(key) for key in CAP_KEYS}
+    wanted["hard_cap"] = spec.hard_cap  # always written: the operator sees it is enforced
+    wanted["warn_at"] = spec.warn_at
+    wanted["timezone"] = spec.timezone
+    for key, value in wanted.items():
+        if value is None:
+            if key in budget:
+                del budget[key]
+            continue
+        if key in budget and _same_value(key, budget[key], value):
+            continue
+        if key in CAP_KEYS:
+            budget[key] = _toml_number(value)
+        elif key == "warn_at":
+            budget[key] = tomlkit.item(float(value))
+        else:
+            budget[key] = value
+    # Extra keys the spec carries but the file lacks (a block rebuilt from the row).
+    for key, value in spec.extra.items():
+        if key not in budget:
+            budget[key] = value
+    return tomlkit.dumps(doc)
+
+
+# ---------------------------------------------------------------------------------------
+# Files on disk
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Replace ``path`` with ``text`` so a reader sees the old file or the new, never half.
+
+    Temp file in the same folder (same filesystem, so the rename is atomic), fsync, rename,
+    then fsync the folder so the rename itself survives a crash.
+    """
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
+
+
+def fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def signature(path: Path) -> str:
+    """Cheap change detector: an editor's save changes mtime, size or inode."""
+    st = os.stat(path)
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PersonaMalformed("file is not valid UTF-8 text") from exc
