@@ -66,11 +66,52 @@ def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
     return responses
 
 
+class BudgetBlockSerializer(serializers.Serializer[Any]):
+    """The ``budget`` object: unset caps are left out; ``hard_cap`` is always there."""
+
+    daily_usd = serializers.FloatField(required=False, help_text="resets 00:00 in `timezone`")
+    monthly_usd = serializers.FloatField(required=False, help_text="resets on the 1st")
+    lifetime_usd = serializers.FloatField(required=False, help_text="never resets")
+    per_call_max_usd = serializers.FloatField(required=False)
+    hard_cap = serializers.BooleanField(help_text="false = warn only, never block")
+    warn_at = serializers.FloatField(required=False, help_text="extension; default 0.8")
+    timezone = serializers.CharField(required=False, help_text="extension; default UTC")
+
+
 class AgentSerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     display_name = serializers.CharField()
+    active_persona = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class AgentListSerializer(serializers.Serializer[Any]):
+    agents = AgentSerializer(many=True)
+
+
+class AgentDetailSerializer(AgentSerializer):
+    personas = serializers.ListField(child=serializers.CharField())
 
 
 class PersonaSummarySerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     display_name = serializers.CharField()
+    summary = serializers.CharField()
+    active = serializers.BooleanField()
+    budget = BudgetBlockSerializer(help_text="the caps in force (the last good ones)")
+    load_error = serializers.CharField(
+        allow_null=True, help_text="set while the persona's file is malformed"
+    )
+
+
+class PersonaListSerializer(serializers.Serializer[Any]):
+    agent_id = serializers.CharField()
+    active = serializers.CharField(allow_null=True)
+    personas = PersonaSummarySerializer(many=True)
+
+
+class PersonaDetailSerializer(PersonaSummarySerializer):
+    agent_id = serializers.CharField()
+    system_prompt = serializers.CharField(allow_null=True)
+    preferred_upstream = serializers.CharField(allow_null=True)
+    preferred_model = serializers.CharField(allow_null=True)

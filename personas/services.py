@@ -27,6 +27,7 @@ from personas.toml_store import (
     BudgetInvalid,
     BudgetSpec,
     PersonaMalformed,
+    PersonaSpec,
     budget_spec_from_persona,
     decode,
     jsonable,
@@ -43,7 +44,9 @@ __all__ = [
     "SyncResult",
     "active_persona_id",
     "budget_spec_from_persona",
+    "list_personas",
     "parse_budget_body",
+    "persona_spec",
     "require_good_budget",
     "resolve_agent",
     "resolve_persona",
@@ -75,7 +78,7 @@ def resolve_agent(agent_id: str) -> Agent:
         raise NotFound(
             f"unknown agent {_shown(agent_id)}",
             code="agent.unknown",
-            details={"agent_id": agent_id} if is_valid_id(agent_id) else {},
+            details={"agent_id": agent_id},
         )
     return agent
 
@@ -84,9 +87,7 @@ def _persona_not_found(agent_id: str, persona_id: str) -> NotFound:
     return NotFound(
         f"persona {_shown(persona_id)} not found",
         code="persona.not_found",
-        details={"agent_id": agent_id, "persona_id": persona_id}
-        if is_valid_id(persona_id)
-        else {"agent_id": agent_id},
+        details={"agent_id": agent_id, "persona_id": persona_id},
     )
 
 
@@ -103,6 +104,23 @@ def resolve_persona(agent: Agent, persona_id: str) -> Persona:
     if result is None:
         raise _persona_not_found(agent.id, persona_id)
     return result.persona
+
+
+def list_personas(agent: Agent) -> list[Persona]:
+    """Every persona of the agent (one per file), synced, ordered by id."""
+    folder = paths.personas_dir(agent.id)
+    stems = sorted(p.stem for p in folder.glob("*.toml") if is_valid_id(p.stem))
+    found = (sync_persona(agent, stem) for stem in stems)
+    return [result.persona for result in found if result is not None]
+
+
+def persona_spec(persona: Persona) -> PersonaSpec | None:
+    """The persona's file parsed now (prompt, model...), ``None`` if unreadable."""
+    try:
+        data = paths.persona_file(persona.agent_id, persona.slug).read_bytes()
+        return parse_persona_text(decode(data), stem=persona.slug)
+    except (OSError, PersonaMalformed):
+        return None
 
 
 def require_good_budget(persona: Persona) -> None:

@@ -102,6 +102,10 @@ class PersonaSpec:
     summary: str
     budget: BudgetSpec
     text: str
+    # Read for display only; the service enforces nothing from them.
+    system_prompt: str = ""
+    preferred_upstream: str = ""
+    preferred_model: str = ""
 
 
 class PersonaBudgetRow(Protocol):
@@ -248,9 +252,23 @@ def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
         budget = parse_budget_mapping(persona.get("budget", {}))
     except BudgetInvalid as exc:
         raise PersonaMalformed(f"[persona.budget] {exc.message}") from exc
+    prompt = persona.get("prompt")
+    model = persona.get("model")
     return PersonaSpec(
-        id=persona_id, display_name=display_name, summary=summary, budget=budget, text=text
+        id=persona_id,
+        display_name=display_name,
+        summary=summary,
+        budget=budget,
+        text=text,
+        system_prompt=_lenient_str(prompt, "system"),
+        preferred_upstream=_lenient_str(model, "preferred_upstream"),
+        preferred_model=_lenient_str(model, "preferred_model"),
     )
+
+
+def _lenient_str(table: object, key: str) -> str:
+    value = table.get(key) if isinstance(table, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def _toml_number(nanos: int) -> Any:
