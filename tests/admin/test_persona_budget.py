@@ -1,0 +1,236 @@
+"""Changing a persona's caps in the admin: through write_budget, audited, never lossy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from personas import paths
+from personas.models import BudgetChange, Persona
+from personas.services import provision_agent, resolve_agent, resolve_persona
+from personas.toml_store import sha256_bytes
+
+pytestmark = pytest.mark.django_db
+
+CODER = """\
+# Coder, tuned by hand. Keep this comment.
+[persona]
+id = "coder"
+display_name = "Coder"
+summary = "Programming helper."
+
+[persona.prompt]
+system = "Cite file:line."
+
+[persona.budget]
+daily_usd = 5.0   # resets at midnight
+monthly_usd = 50.0
+hard_cap = true
+note = "an unknown key stays"
+"""
+
+
+@pytest.fixture
+def coder(db: None) -> Persona:
+    provision_agent("hermes")
+    path = paths.persona_file("hermes", "coder")
+    path.write_text(CODER, encoding="utf-8")
+    return resolve_persona(resolve_agent("hermes"), "coder")
+
+
+def file_of(persona: Persona) -> Path:
+    return paths.persona_file(persona.agent_id, persona.slug)
+
+
+def url(persona: Persona) -> str:
+    return f"/admin/personas/persona/{persona.pk}/change/"
+
+
+def form_data(persona: Persona, client: Client, **changes: str) -> dict[str, str]:
+    """What the browser would post: the page's own values, with ``changes`` typed in."""
+    form = client.get(url(persona)).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data.update(changes)
+    if data.get("hard_cap") in (False, "", None):
+        data.pop("hard_cap", None)
+    else:
+        data["hard_cap"] = "on"
+    data["_continue"] = "Save and continue editing"
+    return data
+
+
+def test_the_page_shows_the_caps_from_the_file_and_what_empty_means(
+    staff_client: Client, coder: Persona
+) -> None:
+    response = staff_client.get(url(coder))
+    body = response.content.decode()
+    form = response.context["adminform"].form
+    assert form["daily_usd"].value() == "5"
+    assert form["monthly_usd"].value() == "50"
+    assert form["lifetime_usd"].value() == ""
+    assert form["file_sha256"].value() == sha256_bytes(file_of(coder).read_bytes())
+    assert 'placeholder="no cap"' in body
+    assert "Empty = no cap. 0 = a cap of zero" in body
+    assert "Budget" in body
+
+
+def test_saving_rewrites_only_the_budget_block_and_audits_who(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, daily_usd="2.5", lifetime_usd="0", monthly_usd="")
+    response = staff_client.post(url(coder), data)
+    assert response.status_code == 302
+    assert response["Location"] == url(coder)
+    text = file_of(coder).read_text(encoding="utf-8")
+    assert "# Coder, tuned by hand. Keep this comment." in text
+    assert 'system = "Cite file:line."' in text
+    assert 'note = "an unknown key stays"' in text
+    assert re.search(r"^daily_usd = 2\.5", text, re.M)
+    assert re.search(r"^lifetime_usd = 0(\.0)?$", text, re.M)  # 0 is a cap of zero
+    assert "monthly_usd" not in text  # empty is no cap
+    change = BudgetChange.objects.get(via="admin")
+    assert change.actor == "user:olivia"
+    assert change.before == {"daily_usd": 5.0, "monthly_usd": 50.0, "hard_cap": True}
+    assert change.after == {"daily_usd": 2.5, "lifetime_usd": 0.0, "hard_cap": True}
+    coder.refresh_from_db()
+    assert coder.daily_cap_nanos == 2_500_000_000
+    assert coder.lifetime_cap_nanos == 0
+    assert coder.monthly_cap_nanos is None
+    page = staff_client.get(url(coder)).content.decode()
+    assert "caps are in its file and in force now" in page
+
+
+def test_hard_cap_warn_at_and_timezone_are_saved_too(staff_client: Client, coder: Persona) -> None:
+    data = form_data(coder, staff_client, warn_at="0.5", timezone="Europe/Berlin", hard_cap="")
+    staff_client.post(url(coder), data)
+    text = file_of(coder).read_text(encoding="utf-8")
+    assert "hard_cap = false" in text
+    assert "warn_at = 0.5" in text
+    assert 'timezone = "Europe/Berlin"' in text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("daily_usd", "-1", "must be &gt;= 0"),
+        ("monthly_usd", "lots", "Enter an amount in USD"),
+        ("lifetime_usd", "NaN", "finite"),
+        ("per_call_max_usd", "1e12", "at most"),
+        ("timezone", "Mars/Olympus_Mons", "Unknown timezone"),
+        ("warn_at", "1.5", "at most 1"),
+        ("warn_at", "0.123456", "decimal places"),
+    ],
+)
+def test_a_bad_value_is_shown_on_its_field_and_nothing_is_written(
+    staff_client: Client, coder: Persona, field: str, value: str, message: str
+) -> None:
+    before = file_of(coder).read_bytes()
+    response = staff_client.post(url(coder), form_data(coder, staff_client, **{field: value}))
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert field in form.errors, form.errors
+    assert message in response.content.decode()
+    assert file_of(coder).read_bytes() == before
+    assert not BudgetChange.objects.filter(via="admin").exists()
+    coder.refresh_from_db()
+    assert coder.daily_cap_nanos == 5_000_000_000
+
+
+def test_a_hand_edit_since_the_page_was_opened_is_not_overwritten(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, daily_usd="1")
+    edited = CODER.replace("daily_usd = 5.0", "daily_usd = 7.0")
+    file_of(coder).write_text(edited, encoding="utf-8")
+
+    response = staff_client.post(url(coder), data)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="hal0-conflict"' in body
+    assert "The file changed on disk while you were editing" in body
+    assert "$7.00" in body  # what the file says now
+    assert "$1.00" in body  # what the operator typed
+    assert file_of(coder).read_text(encoding="utf-8") == edited
+    assert not BudgetChange.objects.filter(via="admin").exists()
+    # The hand edit itself was noticed and audited (after the fixture's own edit).
+    assert BudgetChange.objects.filter(via="file").count() == 2
+
+    # Saving again is a deliberate choice: it applies the operator's value on top.
+    form = response.context["adminform"].form
+    data["file_sha256"] = form["file_sha256"].value()
+    assert data["file_sha256"] == sha256_bytes(edited.encode())
+    assert staff_client.post(url(coder), data).status_code == 302
+    assert re.search(r"^daily_usd = 1(\.0)?", file_of(coder).read_text(encoding="utf-8"), re.M)
+
+
+def test_persona_fields_other_than_the_budget_are_read_only(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, display_name="Hacked", summary="Hacked")
+    staff_client.post(url(coder), data)
+    coder.refresh_from_db()
+    assert coder.display_name == "Coder"
+    assert "Hacked" not in file_of(coder).read_text(encoding="utf-8")
+    body = staff_client.get(url(coder)).content.decode()
+    assert 'name="display_name"' not in body
+    assert "deletelink" not in body
+
+
+def test_saving_the_same_caps_writes_nothing(staff_client: Client, coder: Persona) -> None:
+    before = file_of(coder).read_bytes()
+    response = staff_client.post(url(coder), form_data(coder, staff_client), follow=True)
+    assert "Nothing to save" in response.content.decode()
+    assert file_of(coder).read_bytes() == before
+    assert not BudgetChange.objects.filter(via="admin").exists()
+
+
+def test_a_malformed_file_is_reported_and_never_overwritten(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, daily_usd="1")
+    broken = CODER.replace("daily_usd = 5.0", "daily_usd = -5.0")
+    file_of(coder).write_text(broken, encoding="utf-8")
+    page = staff_client.get(url(coder)).content.decode()
+    assert 'id="hal0-malformed"' in page
+    assert "last good caps stay in force" in page
+    data["file_sha256"] = sha256_bytes(broken.encode())
+    response = staff_client.post(url(coder), data)
+    assert response.status_code == 200
+    assert "malformed" in response.content.decode()
+    assert file_of(coder).read_text(encoding="utf-8") == broken
+    assert not BudgetChange.objects.filter(via="admin").exists()
+
+
+def test_the_persona_page_lists_its_cap_changes(
+    staff_client: Client, coder: Persona, api_client: Any
+) -> None:
+    staff_client.post(url(coder), form_data(coder, staff_client, daily_usd="3"))
+    from personas.services import write_budget
+    from personas.toml_store import parse_budget_mapping
+
+    write_budget(
+        coder,
+        parse_budget_mapping({"daily_usd": 4}),
+        actor="key:AbCd1234 (ci)",
+        via="api",
+    )
+    body = staff_client.get(url(coder)).content.decode()
+    audit = body[body.index('id="hal0-audit"') :]
+    assert "user:olivia" in audit
+    assert "key:AbCd1234 (ci)" in audit
+    assert audit.index("key:AbCd1234") < audit.index("user:olivia")  # newest first
+    assert "daily_usd" in audit
+    listing = staff_client.get("/admin/personas/budgetchange/").content.decode()
+    assert "user:olivia" in listing
+    assert "key:AbCd1234 (ci)" in listing
+
+
+def test_nobody_adds_or_deletes_personas_here(staff_client: Client, coder: Persona) -> None:
+    assert staff_client.get("/admin/personas/persona/add/").status_code == 403
+    assert staff_client.post(f"{url(coder)[:-7]}delete/", {"post": "yes"}).status_code == 403
+    assert file_of(coder).exists()
