@@ -83,9 +83,11 @@ def actor_of(request: Any) -> str:
 
 
 def unknown_agent(agent_id: str) -> NotFound:
-    """The 404 for an agent that does not exist (or that this key may not see)."""
+    """The 404 for an agent this key may not see: word for word what
+    ``personas.services.resolve_agent`` answers for an agent that does not exist."""
+    shown = agent_id if len(agent_id) <= 64 else agent_id[:64] + "..."
     return NotFound(
-        f"unknown agent {agent_id!r}", code="agent.unknown", details={"agent_id": agent_id}
+        f"unknown agent {shown!r}", code="agent.unknown", details={"agent_id": agent_id}
     )
 
 
