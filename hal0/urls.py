@@ -5,6 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+# Registers the Bearer scheme (budgets.auth) with the schema generator.
+import budgets.openapi  # noqa: F401
+
 # The API description is public: it holds no data, and clients need it to get a key.
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 

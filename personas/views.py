@@ -51,6 +51,7 @@ def persona_summary(persona: Persona, active: str | None) -> dict[str, Any]:
 
 class AgentListView(APIView):
     @extend_schema(
+        operation_id="agents_list",
         summary="List agents",
         responses={200: openapi.AgentListSerializer, **openapi.error_responses()},
     )
@@ -73,6 +74,7 @@ class AgentDetailView(APIView):
 
 class PersonaListView(APIView):
     @extend_schema(
+        operation_id="agents_personas_list",
         summary="An agent's personas with their budget blocks",
         responses={200: openapi.PersonaListSerializer, **openapi.error_responses("agent.unknown")},
     )
