@@ -19,7 +19,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from hal0.errors import ApiError
 from hal0.money import MoneyError, parse_usd, to_decimal
@@ -142,7 +142,7 @@ def budget_diff(change: BudgetChange) -> SafeString:
     return format_html(
         '<span class="hal0-diff">{}</span>',
         format_html_join(
-            "<br>",
+            mark_safe("<br>"),  # a constant tag, never user input
             '{}: <span class="old">{}</span> → <span class="new">{}</span>',
             rows,
         ),
@@ -525,6 +525,8 @@ class PersonaAdmin(admin.ModelAdmin):
                 reverse("admin:personas_budgetchange_changelist") + f"?persona__id__exact={obj.pk}"
             )
             context["timezones"] = TIMEZONES
+            context.setdefault("title", "Caps and spend")
+            context.setdefault("subtitle", f"{obj} · {obj.display_name or obj.slug}")
         return super().change_view(request, object_id, form_url, context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
