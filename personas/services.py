@@ -292,6 +292,9 @@ def write_budget(
     ``expected_sha256`` is given and the file is no longer that version.
     """
     path = paths.persona_file(persona.agent_id, persona.slug)
+    # Take in (and audit) a hand edit not seen yet, in its own transaction: it happened
+    # whatever becomes of this write (a conflict below rolls back only the write).
+    sync_persona(persona.agent, persona.slug)
     with transaction.atomic():
         # Two writers (API, admin, a command) must not interleave read-modify-write of one
         # file: the row lock serializes them on PostgreSQL; on SQLite the IMMEDIATE
@@ -304,7 +307,7 @@ def write_budget(
             raise _persona_not_found(row.agent_id, row.slug) from exc
         sha = sha256_bytes(data)
         if row.file_signature != sig or row.content_sha256 != sha:
-            # A hand edit not seen yet: take it in (and audit it) before writing over it.
+            # A hand edit that landed just now: take it in before writing over it.
             _apply_file(row, data, sig, created=False)
         if expected_sha256 is not None and expected_sha256 != sha:
             raise Conflict(

@@ -251,7 +251,8 @@ def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
     try:
         budget = parse_budget_mapping(persona.get("budget", {}))
     except BudgetInvalid as exc:
-        raise PersonaMalformed(f"[persona.budget] {exc.message}") from exc
+        prefix = "[persona.budget] " if exc.key else ""
+        raise PersonaMalformed(f"{prefix}{exc.message}") from exc
     prompt = persona.get("prompt")
     model = persona.get("model")
     return PersonaSpec(

@@ -1,0 +1,367 @@
+"""The TOML store: text -> BudgetSpec/PersonaSpec -> text. Pure code, real files."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from personas.toml_store import (
+    BudgetInvalid,
+    BudgetSpec,
+    PersonaMalformed,
+    parse_budget_mapping,
+    parse_persona_text,
+    render_budget,
+    sha256_text,
+    signature,
+    write_atomic,
+)
+
+USD = 1_000_000_000
+
+FULL = """\
+# Operator notes at the top survive every write.
+[persona]
+id = "coder"   # must equal the file name
+display_name = "Coder"
+summary = "Cites file:line."
+
+[persona.prompt]
+system = \"\"\"
+Be careful.
+  Indented line kept.
+\"\"\"
+
+[persona.budget]
+# caps in USD
+daily_usd = 5.0          # resets 00:00 in `timezone`
+monthly_usd = 50         # an int is fine
+lifetime_usd = 500.0
+per_call_max_usd = 0.10
+hard_cap = true          # false = warn only
+warn_at = 0.8
+timezone = "Europe/Berlin"
+team = "research"        # unknown key: kept
+
+[persona.model]
+preferred_upstream = "hal0"
+preferred_model = ""
+"""
+
+
+def persona_text(budget_lines: str | None) -> str:
+    text = '[persona]\nid = "coder"\ndisplay_name = "Coder"\n'
+    if budget_lines is not None:
+        text += "\n[persona.budget]\n" + budget_lines
+    return text
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def test_it_parses_a_full_block_into_nanos_and_keeps_unknown_keys() -> None:
+    spec = parse_persona_text(FULL, stem="coder")
+
+    assert spec.id == "coder"
+    assert spec.display_name == "Coder"
+    assert spec.summary == "Cites file:line."
+    assert spec.budget == BudgetSpec(
+        daily_nanos=5 * USD,
+        monthly_nanos=50 * USD,
+        lifetime_nanos=500 * USD,
+        per_call_nanos=100_000_000,
+        hard_cap=True,
+        warn_at=Decimal("0.8"),
+        timezone="Europe/Berlin",
+        extra={"team": "research"},
+    )
+    assert spec.preferred_upstream == "hal0"
+    assert spec.system_prompt.startswith("Be careful.")
+
+
+def test_to_api_gives_json_numbers_and_every_set_key() -> None:
+    api = parse_persona_text(FULL, stem="coder").budget.to_api()
+
+    assert api == {
+        "daily_usd": 5.0,
+        "monthly_usd": 50.0,
+        "lifetime_usd": 500.0,
+        "per_call_max_usd": 0.1,
+        "hard_cap": True,
+        "warn_at": 0.8,
+        "timezone": "Europe/Berlin",
+    }
+    assert isinstance(api["monthly_usd"], float)  # 50 -> 50.0, as hal0 answers
+
+
+def test_an_empty_block_means_no_caps_and_a_hard_cap() -> None:
+    spec = parse_persona_text(persona_text(""), stem="coder")
+
+    assert spec.budget == BudgetSpec()
+    assert spec.budget.to_api() == {"hard_cap": True}
+
+
+def test_a_missing_block_is_the_same_as_an_empty_one() -> None:
+    assert parse_persona_text(persona_text(None), stem="coder").budget == BudgetSpec()
+
+
+def test_a_warn_only_block_keeps_hard_cap_false() -> None:
+    spec = parse_persona_text(persona_text("daily_usd = 1\nhard_cap = false\n"), stem="coder")
+
+    assert spec.budget.to_api() == {"daily_usd": 1.0, "hard_cap": False}
+
+
+def test_zero_is_a_real_cap_not_no_cap() -> None:
+    spec = parse_persona_text(persona_text("daily_usd = 0\nper_call_max_usd = 0.0\n"), stem="coder")
+
+    assert spec.budget.daily_nanos == 0
+    assert spec.budget.per_call_nanos == 0
+    assert spec.budget.to_api() == {"daily_usd": 0.0, "per_call_max_usd": 0.0, "hard_cap": True}
+
+
+def test_decimal_caps_are_exact_in_nanos() -> None:
+    spec = parse_persona_text(persona_text("daily_usd = 0.1\nmonthly_usd = 9.58\n"), stem="coder")
+
+    assert spec.budget.daily_nanos == 100_000_000
+    assert spec.budget.monthly_nanos == 9_580_000_000
+    assert spec.budget.to_api()["monthly_usd"] == 9.58
+
+
+# --- validation messages ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mapping", "key", "message"),
+    [
+        ({"daily_usd": -1}, "daily_usd", "daily_usd must be >= 0"),
+        ({"monthly_usd": -0.01}, "monthly_usd", "monthly_usd must be >= 0"),
+        ({"lifetime_usd": "5"}, "lifetime_usd", "lifetime_usd must be a number"),
+        ({"per_call_max_usd": True}, "per_call_max_usd", "per_call_max_usd must be a number"),
+        ({"daily_usd": Decimal("NaN")}, "daily_usd", "daily_usd must be a finite number"),
+        ({"daily_usd": float("inf")}, "daily_usd", "daily_usd must be a finite number"),
+        ({"daily_usd": Decimal("-Infinity")}, "daily_usd", "daily_usd must be a finite number"),
+        ({"daily_usd": [1]}, "daily_usd", "daily_usd must be a number"),
+        ({"daily_usd": 2_000_000_000}, "daily_usd", "daily_usd must be at most 1000000000 USD"),
+        ({"hard_cap": "yes"}, "hard_cap", "hard_cap must be true or false"),
+        ({"hard_cap": 1}, "hard_cap", "hard_cap must be true or false"),
+        ({"warn_at": 1.5}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": 0}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": -0.2}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": "0.8"}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": True}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": Decimal("NaN")}, "warn_at", "warn_at must be a number between 0 and 1"),
+        ({"warn_at": Decimal("0.12345")}, "warn_at", "warn_at must have at most 4 decimal places"),
+        (
+            {"timezone": "Mars/Base"},
+            "timezone",
+            "timezone 'Mars/Base' is not a known IANA time zone",
+        ),
+        (
+            {"timezone": "../../etc/passwd"},
+            "timezone",
+            "timezone '../../etc/passwd' is not a known IANA time zone",
+        ),
+        ({"timezone": ""}, "timezone", "timezone '' is not a known IANA time zone"),
+        ({"timezone": 3}, "timezone", "timezone must be a string such as 'Europe/Berlin'"),
+    ],
+)
+def test_every_invalid_value_is_refused_naming_the_key_and_why(
+    mapping: dict[str, object], key: str, message: str
+) -> None:
+    with pytest.raises(BudgetInvalid) as caught:
+        parse_budget_mapping(mapping)
+
+    assert caught.value.key == key
+    assert caught.value.message == message
+    assert str(caught.value) == message
+
+
+def test_valid_edge_values_are_accepted() -> None:
+    spec = parse_budget_mapping(
+        {"warn_at": 1, "timezone": "UTC", "daily_usd": 1_000_000_000, "hard_cap": False}
+    )
+
+    assert spec.warn_at == Decimal(1)
+    assert spec.timezone == "UTC"
+    assert spec.daily_nanos == 1_000_000_000 * USD
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[persona\nid = 1", "TOML syntax error: "),
+        ('title = "no persona"\n', "missing [persona] table"),
+        ('persona = "flat"\n', "missing [persona] table"),
+        ('[persona]\ndisplay_name = "X"\n', "[persona].id is missing"),
+        (
+            '[persona]\nid = "hermes"\n',
+            "[persona].id 'hermes' does not match the file name 'coder.toml'",
+        ),
+        ('[persona]\nid = "coder"\ndisplay_name = 3\n', "[persona].display_name must be a string"),
+        (persona_text("daily_usd = -1\n"), "[persona.budget] daily_usd must be >= 0"),
+        (persona_text("daily_usd = nan\n"), "[persona.budget] daily_usd must be a finite number"),
+        (persona_text("daily_usd = inf\n"), "[persona.budget] daily_usd must be a finite number"),
+        (persona_text('hard_cap = "no"\n'), "[persona.budget] hard_cap must be true or false"),
+        ('[persona]\nid = "coder"\nbudget = 5\n', "[persona.budget] must be a table"),
+    ],
+)
+def test_a_malformed_persona_says_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(PersonaMalformed) as caught:
+        parse_persona_text(text, stem="coder")
+
+    assert caught.value.message.startswith(message)
+
+
+def test_a_syntax_error_message_has_the_line_but_no_path(tmp_path: Path) -> None:
+    path = tmp_path / "coder.toml"
+    path.write_text('[persona]\nid = "coder"\ndaily_usd = = 1\n')
+
+    with pytest.raises(PersonaMalformed) as caught:
+        parse_persona_text(path.read_text(), stem="coder")
+
+    assert "line 3" in caught.value.message
+    assert str(tmp_path) not in caught.value.message
+    assert "/" not in caught.value.message
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def budget_section(text: str) -> str:
+    start = text.index("[persona.budget]")
+    end = text.index("[persona.model]")
+    return text[start:end]
+
+
+def test_a_round_trip_of_the_same_spec_changes_nothing() -> None:
+    spec = parse_persona_text(FULL, stem="coder").budget
+
+    assert render_budget(FULL, spec) == FULL
+
+
+def test_changing_one_cap_touches_only_that_line() -> None:
+    spec = parse_persona_text(FULL, stem="coder").budget
+    changed = BudgetSpec(**{**spec.__dict__, "daily_nanos": 7_500_000_000})
+
+    out = render_budget(FULL, changed)
+
+    before, after = FULL.splitlines(), out.splitlines()
+    assert len(before) == len(after)
+    diff = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert diff == [
+        (
+            "daily_usd = 5.0          # resets 00:00 in `timezone`",
+            "daily_usd = 7.5          # resets 00:00 in `timezone`",
+        )
+    ]
+    assert parse_persona_text(out, stem="coder").budget == changed
+
+
+def test_everything_outside_the_budget_block_is_kept_byte_for_byte() -> None:
+    out = render_budget(FULL, BudgetSpec(daily_nanos=USD, hard_cap=False))
+
+    head = FULL[: FULL.index("[persona.budget]")]
+    tail = FULL[FULL.index("[persona.model]") :]
+    assert out.startswith(head)
+    assert out.endswith(tail)
+    block = budget_section(out)
+    assert "# caps in USD" in block
+    assert 'team = "research"        # unknown key: kept' in block
+    assert "monthly_usd" not in block  # unset cap: removed, not left behind
+    assert "timezone =" not in block
+    assert parse_persona_text(out, stem="coder").budget == BudgetSpec(
+        daily_nanos=USD, hard_cap=False, extra={"team": "research"}
+    )
+
+
+def test_an_empty_spec_leaves_only_hard_cap_and_unknown_keys() -> None:
+    out = render_budget(FULL, BudgetSpec())
+
+    block = budget_section(out)
+    keys = [line.split("=")[0].strip() for line in block.splitlines() if "=" in line]
+    assert keys == ["hard_cap", "team"]
+    assert parse_persona_text(out, stem="coder").budget.to_api() == {"hard_cap": True}
+
+
+def test_warn_only_and_explicit_zero_round_trip() -> None:
+    for spec in (
+        BudgetSpec(hard_cap=False, daily_nanos=2 * USD),
+        BudgetSpec(daily_nanos=0, monthly_nanos=0, lifetime_nanos=0, per_call_nanos=0),
+        BudgetSpec(warn_at=Decimal("0.5"), timezone="America/New_York"),
+        BudgetSpec(per_call_nanos=123_456_789),
+    ):
+        out = render_budget(persona_text(""), spec)
+        assert parse_persona_text(out, stem="coder").budget == spec
+
+
+def test_a_missing_budget_table_is_created_and_the_rest_kept() -> None:
+    text = persona_text(None) + '\n[persona.model]\npreferred_model = "x"  # mine\n'
+
+    out = render_budget(text, BudgetSpec(daily_nanos=USD))
+
+    assert out.startswith(text)
+    assert parse_persona_text(out, stem="coder").budget == BudgetSpec(daily_nanos=USD)
+
+
+def test_a_value_the_file_already_holds_keeps_its_spelling() -> None:
+    text = persona_text("daily_usd = 5     # five\nmonthly_usd = 1e2\n")
+
+    out = render_budget(text, BudgetSpec(daily_nanos=5 * USD, monthly_nanos=100 * USD))
+
+    assert "daily_usd = 5     # five" in out
+    assert "monthly_usd = 1e2" in out
+
+
+def test_new_keys_are_appended_to_the_block() -> None:
+    out = render_budget(persona_text("hard_cap = true\n"), BudgetSpec(lifetime_nanos=10 * USD))
+
+    assert out.endswith("hard_cap = true\nlifetime_usd = 10.0\n")
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def test_write_atomic_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "personas" / "coder.toml"
+    write_atomic(path, "one\n")
+    path.chmod(0o640)
+
+    write_atomic(path, "two\n")
+
+    assert path.read_text() == "two\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["coder.toml"]
+    assert path.stat().st_mode & 0o777 == 0o640  # the operator's permissions are kept
+
+
+def test_the_signature_changes_when_the_file_is_replaced_or_grows(tmp_path: Path) -> None:
+    path = tmp_path / "coder.toml"
+    write_atomic(path, "a = 1\n")
+    first = signature(path)
+
+    assert signature(path) == first
+    write_atomic(path, "a = 2\n")  # same size, new inode
+    second = signature(path)
+    assert second != first
+    with path.open("a") as handle:  # an in-place edit
+        handle.write("b = 3\n")
+    assert signature(path) != second
+
+
+def test_the_signature_sees_an_in_place_edit_of_the_same_size(tmp_path: Path) -> None:
+    path = tmp_path / "coder.toml"
+    path.write_text("a = 1\n")
+    before = signature(path)
+    stat = path.stat()
+
+    path.write_text("a = 2\n")
+    # An editor saves seconds later; make the mtime say so regardless of clock granularity.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+    assert signature(path) != before
+
+
+def test_sha256_text_is_the_hash_of_the_utf8_bytes() -> None:
+    assert sha256_text("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
