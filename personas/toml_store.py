@@ -207,6 +207,8 @@ def budget_spec_from_persona(persona: PersonaBudgetRow) -> BudgetSpec:
 def jsonable(value: Any) -> Any:
     """A TOML value as JSON (for the row's ``budget_extra``): decimals, dates, nesting."""
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)  # JSON (and PostgreSQL's jsonb) has no NaN or Infinity
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()

@@ -295,3 +295,27 @@ def test_a_file_malformed_from_the_start_has_no_good_budget(agent: Agent, data_d
 
     assert persona.load_error.startswith("TOML syntax error")
     assert persona.has_good_budget is False
+
+
+def test_unknown_budget_keys_of_any_toml_type_are_kept_on_the_row(
+    agent: Agent, data_dir: Path
+) -> None:
+    persona_path(data_dir, "odd").write_text(
+        '[persona]\nid = "odd"\n[persona.budget]\ndaily_usd = 1\n'
+        "when = 2025-03-01T12:00:00Z\nratio = nan\nbig = inf\nn = 3\nf = 0.5\n"
+        'tags = ["a", 1.5]\nnested = { x = 1 }\n'
+    )
+
+    persona = resolve_persona(agent, "odd")
+    persona.refresh_from_db()
+
+    assert persona.load_error == ""
+    assert persona.budget_extra == {
+        "when": "2025-03-01T12:00:00+00:00",
+        "ratio": "NaN",
+        "big": "Infinity",
+        "n": 3,
+        "f": 0.5,
+        "tags": ["a", 1.5],
+        "nested": {"x": 1},
+    }
