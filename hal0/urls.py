@@ -14,6 +14,7 @@ _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("personas.urls")),
+    path("api/", include("budgets.urls")),
     path("api/schema/", SpectacularAPIView.as_view(**_public), name="api-schema"),
     path(
         "api/docs/",

@@ -1,0 +1,11 @@
+"""Budget services: the functions the API, the admin and the commands call."""
+
+from budgets.services.budget import (
+    budget_charge,
+    budget_check,
+    budget_put,
+    budget_state,
+    hold_release,
+)
+
+__all__ = ["budget_charge", "budget_check", "budget_put", "budget_state", "hold_release"]

@@ -1,0 +1,425 @@
+"""Budget services: state, check (with optional hold), charge, hold release, PUT.
+
+Keyword-only and one transaction each. The API views, the admin and the commands call
+these and nothing lower. All money is integer nano-USD until the response is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from budgets.ledger.writer import insert_charges
+from budgets.models import Charge, Hold
+from budgets.services.counters import WindowSpend, window_spend
+from budgets.services.windows import Windows, windows_at
+from hal0.errors import BadRequest, Conflict, NotFound
+from hal0.money import usd_number
+from personas.models import Persona
+from personas.services import require_good_budget, write_budget
+from personas.toml_store import BudgetSpec, budget_spec_from_persona
+
+DEFAULT_WARN_AT = Decimal("0.8")
+
+# The windows in rule order after the per-call cap: (limit name, response key, label).
+WINDOWS = (
+    ("daily", "daily_usd", "daily cap"),
+    ("monthly", "monthly_usd", "monthly cap"),
+    ("lifetime", "lifetime_usd", "lifetime cap"),
+)
+
+
+class BudgetState(TypedDict):
+    budget: dict[str, Any]
+    spend: dict[str, float]
+    remaining: dict[str, float]
+    held_usd: float
+    status: str
+    resets_at: dict[str, str]
+
+
+def iso(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.UTC).isoformat()
+
+
+def _cap_of(spec: BudgetSpec, window: str) -> int | None:
+    return {"daily": spec.daily_nanos, "monthly": spec.monthly_nanos}.get(
+        window, spec.lifetime_nanos
+    )
+
+
+def _spent_of(spend: WindowSpend, window: str) -> int:
+    return {"daily": spend.day, "monthly": spend.month}.get(window, spend.lifetime)
+
+
+def held_nanos(persona: Persona, now: dt.datetime) -> int:
+    """Active holds that have not expired: they count as spent for every check."""
+    total = Hold.objects.filter(
+        persona=persona, state=Hold.State.ACTIVE, expires_at__gt=now
+    ).aggregate(total=Sum("amount_nanos"))["total"]
+    return int(total or 0)
+
+
+def _status(spec: BudgetSpec, spend: WindowSpend) -> str:
+    caps: list[tuple[int, int]] = []
+    for window, _, _ in WINDOWS:
+        cap = _cap_of(spec, window)
+        if cap is not None:
+            caps.append((cap, _spent_of(spend, window)))
+    if not caps:
+        return "none"
+    if any(spent >= cap for cap, spent in caps):
+        return "exceeded"
+    warn_at = spec.warn_at if spec.warn_at is not None else DEFAULT_WARN_AT
+    # Compared in exact decimals: 0.8 x 1.0 USD is 800,000,000 nano-USD, not 799,999,999.
+    if any(spent >= warn_at * cap for cap, spent in caps):
+        return "warn"
+    return "ok"
+
+
+def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: int) -> BudgetState:
+    remaining: dict[str, float] = {}
+    for window, key, _ in WINDOWS:
+        cap = _cap_of(spec, window)
+        if cap is not None:
+            remaining[key] = usd_number(max(0, cap - _spent_of(spend, window)))
+    return {
+        "budget": spec.to_api(),
+        "spend": {
+            "today_usd": usd_number(spend.day),
+            "mtd_usd": usd_number(spend.month),
+            "lifetime_usd": usd_number(spend.lifetime),
+        },
+        "remaining": remaining,
+        "held_usd": usd_number(held),
+        "status": _status(spec, spend),
+        "resets_at": {"daily": iso(w.day_end), "monthly": iso(w.month_end)},
+    }
+
+
+def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetState:
+    """The GET shape: caps, spend per window, remaining headroom and extensions."""
+    now = now or timezone.now()
+    spec = budget_spec_from_persona(persona)
+    w = windows_at(persona.effective_timezone, now)
+    return _state(spec, w, window_spend(persona, w), held_nanos(persona, now))
+
+
+# ---------------------------------------------------------------------------------------
+# check
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str | None
+    decision: str  # allow | warn | block
+    limit: str | None  # per_call | daily | monthly | lifetime
+    remaining: dict[str, int]
+
+
+def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> Verdict:
+    """hal0's rules: per-call, then daily, monthly, lifetime; the first breach decides.
+
+    Comparisons are strict: an estimate equal to the headroom is allowed. Active holds
+    count as spent, so the headroom is ``cap - spent - held``, never below zero.
+    """
+    remaining: dict[str, int] = {}
+    for window, _, _ in WINDOWS:
+        cap = _cap_of(spec, window)
+        if cap is not None:
+            remaining[window] = max(0, cap - _spent_of(spend, window) - held)
+    limit: str | None = None
+    reason: str | None = None
+    if spec.per_call_nanos is not None and estimate > spec.per_call_nanos:
+        limit = "per_call"
+        reason = (
+            f"estimate {usd_number(estimate)} USD exceeds the per-call cap of "
+            f"{usd_number(spec.per_call_nanos)} USD"
+        )
+    else:
+        for window, _, label in WINDOWS:
+            if window in remaining and estimate > remaining[window]:
+                limit = window
+                cap = _cap_of(spec, window) or 0
+                reason = (
+                    f"estimate {usd_number(estimate)} USD exceeds the {label}: "
+                    f"{usd_number(remaining[window])} USD left of {usd_number(cap)} USD"
+                )
+                break
+    if limit is None:
+        return Verdict(True, None, "allow", None, remaining)
+    if spec.hard_cap:
+        return Verdict(False, reason, "block", limit, remaining)
+    # Warn-only budgets never block; the client still learns which cap it went past.
+    return Verdict(True, reason, "warn", limit, remaining)
+
+
+def _lock(persona: Persona) -> Persona:
+    # Check-with-reserve, charge and release of one persona must see each other's
+    # effects: on PostgreSQL this row lock serializes them (other personas run in
+    # parallel); on SQLite the IMMEDIATE transaction already holds the write lock.
+    return Persona.objects.select_related("agent").select_for_update().get(pk=persona.pk)
+
+
+def _require_caps(persona: Persona) -> None:
+    # A malformed file keeps the last good caps in force; a persona that never had good
+    # caps has nothing to enforce, and allowing it would lift every cap.
+    if not persona.has_good_budget:
+        require_good_budget(persona)
+        raise BadRequest("persona has no valid budget yet", code="persona.malformed")
+
+
+def budget_check(
+    *,
+    persona: Persona,
+    estimate_nanos: int,
+    reserve: bool = False,
+    hold_ttl_s: int | None = None,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold."""
+    _require_caps(persona)
+    now = now or timezone.now()
+    if not reserve:
+        # Read-only: no lock, so checks never queue behind charges.
+        return _check(persona, estimate_nanos, now, reserve=False)
+    with transaction.atomic():
+        row = _lock(persona)
+        return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor)
+
+
+def _check(
+    persona: Persona,
+    estimate: int,
+    now: dt.datetime,
+    *,
+    reserve: bool,
+    ttl: int | None = None,
+    actor: str = "",
+) -> dict[str, Any]:
+    spec = budget_spec_from_persona(persona)
+    w = windows_at(persona.effective_timezone, now)
+    verdict = evaluate(spec, window_spend(persona, w), held_nanos(persona, now), estimate)
+    out: dict[str, Any] = {
+        "allowed": verdict.allowed,
+        "reason": verdict.reason,
+        "remaining_usd": {k: usd_number(v) for k, v in verdict.remaining.items()},
+        "hard_cap": spec.hard_cap,
+        "decision": verdict.decision,
+        "limit": verdict.limit,
+    }
+    if reserve and verdict.allowed:
+        seconds = ttl if ttl is not None else settings.HAL0_HOLD_TTL_S
+        hold = Hold.objects.create(
+            id="hold_" + secrets.token_urlsafe(18),
+            persona=persona,
+            amount_nanos=estimate,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=seconds),
+            actor=actor[:200],
+        )
+        out["hold"] = _hold_json(hold)
+    return out
+
+
+def _hold_json(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "amount_usd": usd_number(hold.amount_nanos),
+        "expires_at": iso(hold.expires_at),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# charge
+
+
+def charge_body_sha256(
+    *,
+    surface: str,
+    model: str,
+    cost_nanos: int,
+    request_id: str,
+    hold_id: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+) -> str:
+    """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
+    canonical = json.dumps(
+        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _hold_not_found(hold_id: str) -> NotFound:
+    return NotFound(
+        f"no hold {hold_id[:64]!r} for this persona",
+        code="hold.not_found",
+        details={"hold_id": hold_id[:64]},
+    )
+
+
+def _hold_resolved(hold: Hold) -> Conflict:
+    return Conflict(
+        f"hold {hold.id!r} is already {hold.state}",
+        code="hold.resolved",
+        details={"hold_id": hold.id, "state": hold.state},
+    )
+
+
+def budget_charge(
+    *,
+    persona: Persona,
+    surface: str,
+    model: str,
+    cost_nanos: int,
+    request_id: str,
+    hold_id: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Record money already spent. Never refused for being over a cap.
+
+    Idempotent on (persona, request_id): the same body again returns the first response
+    and records nothing; another body with that request_id is 409 ``charge.conflict``.
+    """
+    now = now or timezone.now()
+    body_sha = charge_body_sha256(
+        surface=surface,
+        model=model,
+        cost_nanos=cost_nanos,
+        request_id=request_id,
+        hold_id=hold_id,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
+    with transaction.atomic():
+        row = _lock(persona)
+        hold: Hold | None = None
+        if hold_id is not None:
+            hold = Hold.objects.filter(pk=hold_id, persona=row).first()
+            if hold is None:
+                raise _hold_not_found(hold_id)
+        settles = hold is not None and hold.state == Hold.State.ACTIVE
+
+        # The response is computed before the insert and stored on the row, because a
+        # charge row is never updated afterwards (and a replay must answer the same).
+        spec = budget_spec_from_persona(row)
+        w = windows_at(row.effective_timezone, now)
+        spend = window_spend(row, w)
+        after = WindowSpend(
+            day=spend.day + cost_nanos,
+            month=spend.month + cost_nanos,
+            lifetime=spend.lifetime + cost_nanos,
+        )
+        held = held_nanos(row, now)
+        if settles and hold is not None and hold.expires_at > now:
+            held -= hold.amount_nanos
+        response: dict[str, Any] = dict(_state(spec, w, after, held))
+        response["recorded"] = True
+        response["row"] = {
+            "ts": iso(now),
+            "surface": surface,
+            "model": model,
+            "cost_usd": usd_number(cost_nanos),
+            "request_id": request_id,
+        }
+        try:
+            # Idempotency by the unique (persona, request_id) constraint, inside this
+            # transaction: a savepoint so a duplicate leaves the outer transaction usable.
+            with transaction.atomic():
+                insert_charges(
+                    row,
+                    [
+                        {
+                            "ts": now,
+                            "surface": surface,
+                            "model": model,
+                            "cost_nanos": cost_nanos,
+                            "request_id": request_id,
+                            "input_tokens": input_tokens,
+                            "output_tokens": output_tokens,
+                            "hold": hold if settles else None,
+                            "actor": actor[:200],
+                            "body_sha256": body_sha,
+                            "response": response,
+                        }
+                    ],
+                    source=Charge.Source.API,
+                )
+        except IntegrityError:
+            first = (
+                Charge.objects.filter(persona=row, request_id=request_id)
+                .exclude(source=Charge.Source.IMPORT)
+                .first()
+            )
+            if first is None:  # not a request_id clash: a real database error
+                raise
+            if first.body_sha256 != body_sha or first.response is None:
+                raise Conflict(
+                    f"request_id {request_id[:64]!r} was already charged with another body",
+                    code="charge.conflict",
+                    details={"request_id": request_id[:200], "seq": first.pk},
+                ) from None
+            return dict(first.response)
+        if hold is not None and not settles:
+            # Not a replay, and the hold was settled or released before: refuse, and the
+            # transaction rolls the insert back.
+            raise _hold_resolved(hold)
+        if hold is not None:
+            Hold.objects.filter(pk=hold.pk).update(state=Hold.State.SETTLED, resolved_at=now)
+    return response
+
+
+# ---------------------------------------------------------------------------------------
+# holds and PUT
+
+
+def hold_release(
+    *, persona: Persona, hold_id: str, actor: str = "", now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Give a hold's reservation back before it expires. A hold resolves at most once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = _lock(persona)
+        hold = Hold.objects.filter(pk=hold_id, persona=row).first()
+        if hold is None:
+            raise _hold_not_found(hold_id)
+        if hold.state != Hold.State.ACTIVE:
+            raise _hold_resolved(hold)
+        hold.state = Hold.State.RELEASED
+        hold.resolved_at = now
+        hold.save(update_fields=["state", "resolved_at"])
+    return {"hold": {**_hold_json(hold), "state": hold.state}}
+
+
+def budget_put(*, persona: Persona, spec: BudgetSpec, actor: str) -> BudgetState:
+    """Replace the persona's ``[persona.budget]`` (through the one persona writer)."""
+    updated = write_budget(persona, spec, actor=actor, via="api")
+    return budget_state(persona=updated)
+
+
+__all__ = [
+    "BudgetState",
+    "budget_charge",
+    "budget_check",
+    "budget_put",
+    "budget_state",
+    "evaluate",
+    "hold_release",
+]

@@ -1,0 +1,176 @@
+"""Per-window spend counters: the hot path reads three small rows, never the charges.
+
+A ``SpendCounter`` caches the sum of ``cost_nanos`` of one persona's charges inside one
+window (day and month in the budget's timezone, lifetime). Charges bump them in the same
+transaction that inserts the charge; a missing counter is rebuilt with one indexed SUM
+over ``(persona, ts)``. They are a cache: :func:`reconcile` re-sums every counter from the
+charges and reports (or fixes) drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+
+from budgets.models import Charge, SpendCounter
+from budgets.services.windows import LIFETIME_START, Windows, windows_at, zone
+from personas.models import Persona
+
+DAY = SpendCounter.Window.DAY
+MONTH = SpendCounter.Window.MONTH
+LIFETIME = SpendCounter.Window.LIFETIME
+
+
+@dataclass(frozen=True)
+class WindowSpend:
+    day: int
+    month: int
+    lifetime: int
+
+
+# A counter's identity: (window, tz, start). Lifetime has no timezone.
+Key = tuple[str, str, dt.date]
+
+
+def _keys(w: Windows) -> dict[Key, tuple[dt.datetime | None, dt.datetime | None]]:
+    """The three current counters and the UTC range each one sums."""
+    return {
+        (DAY, w.tz, w.day): (w.day_begin, w.day_end),
+        (MONTH, w.tz, w.month): (w.month_begin, w.month_end),
+        (LIFETIME, "", LIFETIME_START): (None, None),
+    }
+
+
+def _sum_charges(persona_id: int, begin: dt.datetime | None, end: dt.datetime | None) -> int:
+    qs = Charge.objects.filter(persona_id=persona_id)
+    if begin is not None and end is not None:
+        qs = qs.filter(ts__gte=begin, ts__lt=end)
+    return int(qs.aggregate(total=Sum("cost_nanos"))["total"] or 0)
+
+
+def _rebuild(persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]) -> int:
+    """Sum the charges of a window and store the counter (one indexed range scan)."""
+    window, tz, start = key
+    with transaction.atomic():
+        total = _sum_charges(persona_id, *span)
+        try:
+            # Savepoint: a concurrent rebuild of the same counter may win the insert; its
+            # value is as good as ours, so the duplicate is simply dropped.
+            with transaction.atomic():
+                SpendCounter.objects.create(
+                    persona_id=persona_id, window=window, tz=tz, start=start, spent_nanos=total
+                )
+        except IntegrityError:
+            total = SpendCounter.objects.get(
+                persona_id=persona_id, window=window, tz=tz, start=start
+            ).spent_nanos
+    return total
+
+
+def window_spend(persona: Persona, w: Windows) -> WindowSpend:
+    """Spend in the current day, month and lifetime: one query when the counters exist."""
+    keys = _keys(w)
+    match = Q()
+    for window, tz, start in keys:
+        match |= Q(window=window, tz=tz, start=start)
+    found: dict[Key, int] = {
+        (window, tz, start): spent
+        for window, tz, start, spent in SpendCounter.objects.filter(match, persona=persona)
+        .values_list("window", "tz", "start", "spent_nanos")
+        .iterator()
+    }
+    for key, span in keys.items():
+        if key not in found:
+            found[key] = _rebuild(persona.pk, key, span)
+    by_window = {key[0]: value for key, value in found.items()}
+    return WindowSpend(day=by_window[DAY], month=by_window[MONTH], lifetime=by_window[LIFETIME])
+
+
+def bump(persona: Persona, charges: Iterable[Charge]) -> None:
+    """Add freshly inserted charges to their windows' counters (inside their transaction).
+
+    Counters cut in another timezone are dropped first: after the persona's timezone
+    changed they are stale, and they would be wrong if it ever changed back.
+    """
+    tz = persona.effective_timezone
+    totals: dict[Key, int] = defaultdict(int)
+    spans: dict[Key, tuple[dt.datetime | None, dt.datetime | None]] = {}
+    for charge in charges:
+        if not charge.cost_nanos:
+            continue
+        for key, span in _keys(windows_at(tz, charge.ts)).items():
+            totals[key] += charge.cost_nanos
+            spans[key] = span
+    if not totals:
+        return
+    SpendCounter.objects.filter(persona=persona).exclude(tz__in=["", tz]).delete()
+    for key, amount in totals.items():
+        window, key_tz, start = key
+        updated = SpendCounter.objects.filter(
+            persona=persona, window=window, tz=key_tz, start=start
+        ).update(spent_nanos=F("spent_nanos") + amount)
+        if not updated:
+            # The rebuild sums the charges, the new ones included (same transaction).
+            _rebuild(persona.pk, key, spans[key])
+
+
+def invalidate(persona: Persona) -> int:
+    """Drop a persona's counters (after a bulk insert); they are rebuilt when next read."""
+    deleted, _ = SpendCounter.objects.filter(persona=persona).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class Drift:
+    counter: SpendCounter
+    actual: int
+
+    def describe(self) -> str:
+        c = self.counter
+        where = f"{c.persona} {c.window} {c.start:%Y-%m-%d}{' ' + c.tz if c.tz else ''}"
+        return f"{where}: counter {c.spent_nanos} nano-USD, charges sum to {self.actual}"
+
+
+def _span_of(counter: SpendCounter) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if counter.window == LIFETIME:
+        return None, None
+    # Local noon of the counter's start date is inside that local day and month.
+    local_noon = dt.datetime.combine(counter.start, dt.time(12), tzinfo=zone(counter.tz))
+    w = windows_at(counter.tz, local_noon)
+    if counter.window == DAY:
+        return w.day_begin, w.day_end
+    return w.month_begin, w.month_end
+
+
+def find_drift(*, persona: Persona | None = None) -> Iterator[Drift]:
+    """Every counter whose value differs from the sum of its charges."""
+    counters = SpendCounter.objects.select_related("persona", "persona__agent").order_by("pk")
+    if persona is not None:
+        counters = counters.filter(persona=persona)
+    for counter in counters.iterator():
+        actual = _sum_charges(counter.persona_id, *_span_of(counter))
+        if actual != counter.spent_nanos:
+            yield Drift(counter, actual)
+
+
+def reconcile(*, fix: bool, persona: Persona | None = None) -> tuple[int, list[Drift]]:
+    """Re-sum every counter from the charges; with ``fix``, correct the drifting ones.
+
+    Returns how many counters were checked and the drifts found.
+    """
+    checked = SpendCounter.objects.filter(**({"persona": persona} if persona else {})).count()
+    drifts = list(find_drift(persona=persona))
+    if fix:
+        for drift in drifts:
+            with transaction.atomic():
+                # Locked and re-summed inside the transaction: a charge landing meanwhile
+                # is either in the sum or bumps the corrected value afterwards.
+                Persona.objects.select_for_update().get(pk=drift.counter.persona_id)
+                actual = _sum_charges(drift.counter.persona_id, *_span_of(drift.counter))
+                SpendCounter.objects.filter(pk=drift.counter.pk).update(spent_nanos=actual)
+    return checked, drifts

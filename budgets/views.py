@@ -1,0 +1,161 @@
+"""Budget API views: parse, call one service, render. No serializers on the hot path."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from budgets.auth import actor_of
+from budgets.services import budget_charge, budget_check, budget_put, budget_state, hold_release
+from hal0.errors import BadRequest
+from hal0.money import MoneyError, parse_usd
+from hal0.parsers import read_json_object
+from personas.models import Persona
+from personas.services import (
+    parse_budget_body,
+    require_good_budget,
+    resolve_agent,
+    resolve_persona,
+)
+
+MAX_TEXT = 200
+MAX_TOKENS = 2**31 - 1
+
+
+def _persona(agent_id: str, persona_id: str) -> Persona:
+    return resolve_persona(resolve_agent(agent_id), persona_id)
+
+
+def _invalid(code: str, message: str, key: str) -> BadRequest:
+    return BadRequest(message, code=code, details={"key": key})
+
+
+def _money(body: dict[str, Any], key: str, code: str) -> int:
+    if key not in body:
+        raise _invalid(code, f"{key} is required", key)
+    try:
+        return parse_usd(body[key], field=key)
+    except MoneyError as exc:
+        raise _invalid(code, str(exc), key) from exc
+
+
+def _text(body: dict[str, Any], key: str, code: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(code, f"'{key}' must be a non-empty string", key)
+    if len(value) > MAX_TEXT:
+        raise _invalid(code, f"'{key}' must be at most {MAX_TEXT} characters", key)
+    return value
+
+
+def _required_text(body: dict[str, Any], key: str, code: str) -> str:
+    value = _text(body, key, code)
+    assert value is not None  # _text refuses a missing value when required
+    return value
+
+
+def _count(body: dict[str, Any], key: str, code: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    # JSON integers arrive as int; 12.0 or "12" are refused rather than guessed at.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise _invalid(code, f"'{key}' must be a whole number >= 0", key)
+    return value
+
+
+def _ttl(body: dict[str, Any]) -> int | None:
+    value = body.get("hold_ttl_s")
+    if value is None:
+        return None
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
+    top = settings.HAL0_HOLD_TTL_MAX_S
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise _invalid(
+            "budget.invalid_hold",
+            f"hold_ttl_s must be a whole number of seconds, 1 to {top}",
+            "hold_ttl_s",
+        )
+    return value
+
+
+class BudgetView(APIView):
+    """GET the budget and spend of a persona; PUT (operators) replaces its caps."""
+
+    def get(self, request: Request, agent_id: str, persona_id: str) -> Response:
+        persona = _persona(agent_id, persona_id)
+        require_good_budget(persona)
+        return Response(budget_state(persona=persona))
+
+    def put(self, request: Request, agent_id: str, persona_id: str) -> Response:
+        # hal0's order: agent (404), then body (400), then persona (404).
+        agent = resolve_agent(agent_id)
+        spec = parse_budget_body(read_json_object(request))
+        persona = resolve_persona(agent, persona_id)
+        return Response(budget_put(persona=persona, spec=spec, actor=actor_of(request)))
+
+
+class CheckView(APIView):
+    """May the persona spend this estimate? Optionally reserve it with a hold."""
+
+    def post(self, request: Request, agent_id: str, persona_id: str) -> Response:
+        # Body first (400), then agent and persona (404), as hal0 does.
+        body = read_json_object(request)
+        estimate = _money(body, "estimated_cost_usd", "budget.invalid_estimate")
+        reserve = body.get("reserve", False)
+        if not isinstance(reserve, bool):
+            raise _invalid("budget.invalid_hold", "reserve must be true or false", "reserve")
+        ttl = _ttl(body)
+        persona = _persona(agent_id, persona_id)
+        result = budget_check(
+            persona=persona,
+            estimate_nanos=estimate,
+            reserve=reserve,
+            hold_ttl_s=ttl,
+            actor=actor_of(request),
+        )
+        return Response(result)
+
+
+class ChargeView(APIView):
+    """Record what a call cost. Never refused for being over a cap."""
+
+    def post(self, request: Request, agent_id: str, persona_id: str) -> Response:
+        body = read_json_object(request)
+        code = "budget.invalid_charge"
+        surface = _required_text(body, "surface", code)
+        model = _required_text(body, "model", code)
+        cost = _money(body, "cost_usd", code)
+        request_id = _required_text(body, "request_id", code)
+        hold_id = _text(body, "hold_id", code, required=False)
+        input_tokens = _count(body, "input_tokens", code)
+        output_tokens = _count(body, "output_tokens", code)
+        persona = _persona(agent_id, persona_id)
+        result = budget_charge(
+            persona=persona,
+            surface=surface,
+            model=model,
+            cost_nanos=cost,
+            request_id=request_id,
+            hold_id=hold_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            actor=actor_of(request),
+        )
+        return Response(result)
+
+
+class HoldReleaseView(APIView):
+    """Give a hold back before it expires."""
+
+    def post(self, request: Request, agent_id: str, persona_id: str, hold_id: str) -> Response:
+        persona = _persona(agent_id, persona_id)
+        return Response(hold_release(persona=persona, hold_id=hold_id, actor=actor_of(request)))
