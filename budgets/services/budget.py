@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from budgets.ledger.writer import insert_charges
+from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.services.counters import WindowSpend, window_spend
 from budgets.services.windows import Windows, windows_at
@@ -343,7 +343,7 @@ def budget_charge(
             # Idempotency by the unique (persona, request_id) constraint, inside this
             # transaction: a savepoint so a duplicate leaves the outer transaction usable.
             with transaction.atomic():
-                insert_charges(
+                writer.insert_charges(
                     row,
                     [
                         {
