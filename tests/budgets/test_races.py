@@ -1,0 +1,180 @@
+"""Concurrent clients against one hard-capped persona, with real threads and connections.
+
+Runs on whichever database the suite runs on (SQLite file in CI's first pass,
+PostgreSQL in the second), so the proof covers both locking schemes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.db.models import Sum
+
+from budgets.models import Charge, Hold
+from budgets.services import budget_charge, budget_check
+from budgets.services.counters import find_drift
+from hal0.money import to_nanos
+from personas.models import Persona
+
+CLIENTS = 24
+COST = to_nanos(0.1)
+CAP = to_nanos(1.0)
+
+
+def _run_clients(target: Callable[[int], None]) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(CLIENTS)
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            target(n)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            # Each thread has its own connection; close it so the test database can be
+            # dropped afterwards.
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+def _charged(persona: Persona) -> int:
+    return int(Charge.objects.filter(persona=persona).aggregate(t=Sum("cost_nanos"))["t"] or 0)
+
+
+@pytest.fixture
+def capped(make_persona: Callable[..., Any]) -> Persona:
+    persona: Persona = make_persona(persona_id="racer", budget_toml="daily_usd = 1.0\n")
+    return persona
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_holds_24_clients_never_overspend_a_hard_cap(capped: Persona) -> None:
+    allowed: list[int] = []
+
+    def client(n: int) -> None:
+        for attempt in range(2):
+            persona = Persona.objects.get(pk=capped.pk)
+            result = budget_check(persona=persona, estimate_nanos=COST, reserve=True)
+            if not result["allowed"]:
+                continue
+            allowed.append(n)
+            budget_charge(
+                persona=persona,
+                surface="race",
+                model="m",
+                cost_nanos=COST,
+                request_id=f"c{n}-{attempt}",
+                hold_id=result["hold"]["id"],
+            )
+
+    errors = _run_clients(client)
+
+    assert errors == []
+    # 48 attempts of 0.10 against 1.00: exactly ten fit, and no more were let through.
+    assert len(allowed) == 10
+    assert _charged(capped) == CAP
+    assert not Hold.objects.filter(persona=capped, state=Hold.State.ACTIVE).exists()
+    assert list(find_drift(persona=capped)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_holds_overspend_is_bounded_by_costs_above_estimates(capped: Persona) -> None:
+    """Holds reserve the estimate; only actual cost above it can push past the cap."""
+    overrun = to_nanos(0.02)
+
+    def client(n: int) -> None:
+        persona = Persona.objects.get(pk=capped.pk)
+        result = budget_check(persona=persona, estimate_nanos=COST, reserve=True)
+        if result["allowed"]:
+            budget_charge(
+                persona=persona,
+                surface="race",
+                model="m",
+                cost_nanos=COST + overrun,
+                request_id=f"c{n}",
+                hold_id=result["hold"]["id"],
+            )
+
+    assert _run_clients(client) == []
+
+    charges = Charge.objects.filter(persona=capped).count()
+    assert charges >= 1
+    assert _charged(capped) <= CAP + charges * overrun
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_holds_the_check_then_charge_race_is_the_only_slack(capped: Persona) -> None:
+    """Without holds every client may pass its check before any charge lands: the
+    overspend is at most one call per other concurrent client, never unbounded."""
+
+    def client(n: int) -> None:
+        persona = Persona.objects.get(pk=capped.pk)
+        if budget_check(persona=persona, estimate_nanos=COST)["allowed"]:
+            budget_charge(
+                persona=persona, surface="race", model="m", cost_nanos=COST, request_id=f"c{n}"
+            )
+
+    assert _run_clients(client) == []
+
+    assert CAP <= _charged(capped) <= CAP + (CLIENTS - 1) * COST
+    assert list(find_drift(persona=capped)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_of_one_request_id_record_one_charge(capped: Persona) -> None:
+    answers: list[dict[str, Any]] = []
+
+    def client(n: int) -> None:
+        persona = Persona.objects.get(pk=capped.pk)
+        answers.append(
+            budget_charge(
+                persona=persona, surface="s", model="m", cost_nanos=COST, request_id="same"
+            )
+        )
+
+    assert _run_clients(client) == []
+
+    assert Charge.objects.filter(persona=capped).count() == 1
+    assert len(answers) == CLIENTS
+    assert all(answer == answers[0] for answer in answers)
+    assert _charged(capped) == COST
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_is_settled_by_at_most_one_of_many_racing_charges(capped: Persona) -> None:
+    hold = budget_check(persona=capped, estimate_nanos=COST, reserve=True)["hold"]
+    outcomes: list[str] = []
+
+    def client(n: int) -> None:
+        from hal0.errors import ApiError
+
+        persona = Persona.objects.get(pk=capped.pk)
+        try:
+            budget_charge(
+                persona=persona,
+                surface="s",
+                model="m",
+                cost_nanos=COST,
+                request_id=f"c{n}",
+                hold_id=hold["id"],
+            )
+            outcomes.append("settled")
+        except ApiError as exc:
+            outcomes.append(exc.code)
+
+    assert _run_clients(client) == []
+
+    assert outcomes.count("settled") == 1
+    assert outcomes.count("hold.resolved") == CLIENTS - 1
+    assert Charge.objects.filter(persona=capped).count() == 1
