@@ -17,6 +17,7 @@ from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
 from personas.models import Persona
 from personas.services import (
+    find_persona,
     parse_budget_body,
     require_good_budget,
     resolve_agent,
@@ -28,7 +29,8 @@ MAX_TOKENS = 2**31 - 1
 
 
 def _persona(agent_id: str, persona_id: str) -> Persona:
-    return resolve_persona(resolve_agent(agent_id), persona_id)
+    # 404 agent.unknown, then persona.not_found; one stat and one query when unchanged.
+    return find_persona(agent_id, persona_id)
 
 
 def _invalid(code: str, message: str, key: str) -> BadRequest:

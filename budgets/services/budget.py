@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
-from budgets.services.counters import WindowSpend, window_spend
+from budgets.services.counters import WindowSpend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import usd_number
@@ -112,7 +112,7 @@ def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetS
     now = now or timezone.now()
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
-    return _state(spec, w, window_spend(persona, w), held_nanos(persona, now))
+    return _state(spec, w, *spend_and_held(persona, w, now))
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _check(
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
-    verdict = evaluate(spec, window_spend(persona, w), held_nanos(persona, now), estimate)
+    verdict = evaluate(spec, *spend_and_held(persona, w, now), estimate)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -321,13 +321,12 @@ def budget_charge(
         # charge row is never updated afterwards (and a replay must answer the same).
         spec = budget_spec_from_persona(row)
         w = windows_at(row.effective_timezone, now)
-        spend = window_spend(row, w)
+        spend, held = spend_and_held(row, w, now)
         after = WindowSpend(
             day=spend.day + cost_nanos,
             month=spend.month + cost_nanos,
             lifetime=spend.lifetime + cost_nanos,
         )
-        held = held_nanos(row, now)
         if settles and hold is not None and hold.expires_at > now:
             held -= hold.amount_nanos
         response: dict[str, Any] = dict(_state(spec, w, after, held))
