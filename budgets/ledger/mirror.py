@@ -180,7 +180,8 @@ def read_lines(path: Path) -> Iterator[ParsedLine]:
     """Stream the lines of a mirror file (constant memory); nothing if it does not exist."""
     try:
         fh = path.open("rb")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # No file there (a file where a folder should be also means no mirror file).
         return
     with fh:
         yield from _iter_parsed(fh)

@@ -7,7 +7,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
 from django.test import TestCase
 
 from budgets.ledger import mirror
@@ -48,14 +47,10 @@ def record(persona: Persona, n: int = 1, **overrides: Any) -> list[Charge]:
     Tests run inside a transaction that never commits, so the after-commit callbacks
     are captured and executed on the spot, as a real commit would.
     """
+    from budgets.ledger.writer import insert_charges
+
     rows = charge_rows(n, **overrides)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        try:
-            from budgets.ledger.writer import insert_charges
-        except ImportError:  # TEMPORARY until the writer lands
-            charges = [Charge.objects.create(persona=persona, **r) for r in rows]
-            transaction.on_commit(lambda: mirror.append(charges))
-            return charges
         return insert_charges(persona, rows, source=Charge.Source.API)
 
 

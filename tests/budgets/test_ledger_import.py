@@ -16,9 +16,6 @@ from budgets.models import Charge
 from personas.models import Persona
 from tests.budgets.ledger_support import make_persona, path_of
 
-# The import goes through the one charge writer; until it exists there is nothing to test.
-pytest.importorskip("budgets.ledger.writer")
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

@@ -183,3 +183,24 @@ def test_appends_during_a_rewriting_repair_land_in_the_new_file(data_dir: Path) 
     lines = list(mirror.read_lines(path))
     service = [ln.obj["seq"] for ln in lines if ln.obj and ln.obj.get("writer") == "service"]
     assert service == [10_000_000 + n for n in range(APPENDS)]
+
+
+def test_a_mirror_that_cannot_be_written_is_reported_and_fails_the_command(
+    data_dir: Path,
+) -> None:
+    from django.core.management.base import CommandError
+
+    healthy = make_persona("hermes", "hermes")
+    blocked = make_persona("hermes", "coder")
+    record(healthy, 1)
+    record_with_mirror_blocked(data_dir, blocked, 1)
+    path_of(blocked).parent.parent.mkdir(parents=True, exist_ok=True)
+    path_of(blocked).parent.write_text("still in the way")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="1 mirrors could not be repaired"):
+        call_command("ledger", "repair", stdout=out)
+
+    assert "hermes/coder: cannot repair the mirror (File exists)" in out.getvalue()
+    assert "hermes/hermes: unchanged" in out.getvalue()
+    assert str(data_dir) not in out.getvalue()

@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,31 @@ def test_two_processes_appending_at_once_never_interleave_lines(tmp_path: Path) 
     writers = "".join(ln.obj["writer"] for ln in lines if ln.obj)
     runs = [len(r) for r in writers.replace("ab", "a b").replace("ba", "b a").split()]
     assert all(n % BATCH == 0 for n in runs)
+
+
+def test_a_charge_through_the_api_is_200_and_recorded_when_the_mirror_cannot_be_written(
+    data_dir: Path,
+    make_persona: Any,
+    api_client: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from budgets.ledger import reconcile
+
+    persona = make_persona("hermes", "coder", "daily_usd = 10.0\n")
+    folder = data_dir / "agents" / "hermes" / "personas" / "coder"
+    folder.write_text("a file where the mirror's folder should be")
+    url = "/api/agents/hermes/personas/coder/budget/charge"
+    body = {"surface": "openrouter", "model": "m", "cost_usd": 0.42, "request_id": "req-1"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(url, body, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["recorded"] is True
+    assert response.json()["remaining"]["daily_usd"] == 9.58
+    assert Charge.objects.filter(persona=persona, request_id="req-1").count() == 1
+    [report] = reconcile.verify([persona])
+    assert report.counts["missing"] == 1
+    folder.unlink()
+    assert reconcile.repair_persona(persona).appended == 1
+    assert reconcile.verify([persona])[0].ok

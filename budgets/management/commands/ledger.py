@@ -55,7 +55,17 @@ class Command(BaseCommand):
     def _verify(self, personas: list[Persona]) -> None:
         differing = 0
         for persona in personas:
-            report = reconcile.verify_persona(persona)
+            try:
+                report = reconcile.verify_persona(persona)
+            except OSError as exc:
+                differing += 1
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"{persona.agent_id}/{persona.slug}: cannot read the mirror "
+                        f"({exc.strerror or type(exc).__name__})"
+                    )
+                )
+                continue
             if report.ok:
                 self.stdout.write(report.summary())
                 continue
@@ -73,9 +83,19 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"verify: {total} personas, all in step"))
 
     def _repair(self, personas: list[Persona]) -> None:
-        repaired = unchanged = needs_operator = 0
+        repaired = unchanged = needs_operator = failed = 0
         for persona in personas:
-            result = reconcile.repair_persona(persona)
+            try:
+                result = reconcile.repair_persona(persona)
+            except OSError as exc:
+                failed += 1
+                self.stdout.write(
+                    self.style.ERROR(
+                        f"{persona.agent_id}/{persona.slug}: cannot repair the mirror "
+                        f"({exc.strerror or type(exc).__name__})"
+                    )
+                )
+                continue
             self.stdout.write(result.summary())
             if result.changed:
                 repaired += 1
@@ -87,6 +107,8 @@ class Command(BaseCommand):
         if needs_operator:
             line += f", {needs_operator} with extra or mismatched lines (see docs/ledger.md)"
         self.stdout.write(line)
+        if failed:
+            raise CommandError(f"repair: {failed} mirrors could not be repaired (see above)")
 
     def _import(self, path: Path, agent_id: str, persona_id: str) -> None:
         if not (is_valid_id(agent_id) and is_valid_id(persona_id)):
