@@ -22,9 +22,11 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from budgets.models import Charge, Hold, SpendCounter
+from budgets.services.windows import LIFETIME_START, windows_at
+from hal0.money import to_nanos
 from personas.models import Persona
 
-EPOCH = dt.date(1970, 1, 1)
+EPOCH = LIFETIME_START
 WINDOWS = (
     ("daily", "day", "Today", "daily_cap_nanos"),
     ("monthly", "month", "This month", "monthly_cap_nanos"),
@@ -116,17 +118,13 @@ def worst(statuses: Iterable[str]) -> str:
 
 def window_starts(tz_name: str, now: dt.datetime) -> tuple[dt.date, dt.date]:
     """The local dates the persona's current day and month windows start on."""
-    local = now.astimezone(ZoneInfo(tz_name or "UTC"))
-    return local.date(), local.date().replace(day=1)
+    w = windows_at(tz_name, now)
+    return w.day, w.month
 
 
 def resets_at(tz_name: str, now: dt.datetime) -> dict[str, dt.datetime | None]:
-    tz = ZoneInfo(tz_name or "UTC")
-    today, month = window_starts(tz_name, now)
-    next_day = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tz)
-    days = calendar.monthrange(month.year, month.month)[1]
-    next_month = dt.datetime.combine(month + dt.timedelta(days=days), dt.time(), tz)
-    return {"daily": next_day, "monthly": next_month, "lifetime": None}
+    w = windows_at(tz_name, now)
+    return {"daily": w.day_end, "monthly": w.month_end, "lifetime": None}
 
 
 def current_spend(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Spent]:
@@ -170,18 +168,14 @@ def _summed(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Spent]:
         by_tz[p.effective_timezone].append(p)
     result = {p.pk: Spent() for p in personas}
     for tz_name, group in by_tz.items():
-        tz = ZoneInfo(tz_name)
-        day, month = window_starts(tz_name, now)
+        w = windows_at(tz_name, now)
         rows = (
             Charge.objects.filter(persona__in=[p.pk for p in group])
             .values("persona_id")
             .annotate(
                 lifetime=Sum("cost_nanos"),
-                month=Sum(
-                    "cost_nanos",
-                    filter=Q(ts__gte=dt.datetime.combine(month, dt.time(), tz)),
-                ),
-                day=Sum("cost_nanos", filter=Q(ts__gte=dt.datetime.combine(day, dt.time(), tz))),
+                month=Sum("cost_nanos", filter=Q(ts__gte=w.month_begin)),
+                day=Sum("cost_nanos", filter=Q(ts__gte=w.day_begin)),
             )
             .order_by()
         )
@@ -223,10 +217,30 @@ class PersonaSpend:
         return next(w for w in self.windows if w.key == key)
 
 
-def spend_views(personas: Sequence[Persona], now: dt.datetime | None = None) -> list[PersonaSpend]:
-    """Gauges for many personas: two queries in all (counters, holds)."""
+def spent_from_state(state: Any) -> Spent:
+    """``Spent`` from a ``budget_state`` answer (its numbers map back to exact nanos)."""
+    spend = state["spend"]
+    return Spent(
+        day=to_nanos(spend["today_usd"]),
+        month=to_nanos(spend["mtd_usd"]),
+        lifetime=to_nanos(spend["lifetime_usd"]),
+    )
+
+
+def spend_views(
+    personas: Sequence[Persona],
+    now: dt.datetime | None = None,
+    *,
+    spent: dict[int, Spent] | None = None,
+) -> list[PersonaSpend]:
+    """Gauges for many personas: two queries in all (counters, holds).
+
+    ``spent`` (per persona pk, e.g. from :func:`spent_from_state`) replaces the
+    counter read.
+    """
     now = now or timezone.now()
-    spent = current_spend(personas, now)
+    if spent is None:
+        spent = current_spend(personas, now)
     holds = active_holds((p.pk for p in personas), now)
     views = []
     for p in personas:
@@ -347,12 +361,8 @@ def agent_spend(agent_ids: Sequence[str], now: dt.datetime | None = None) -> dic
 
 
 def month_bounds(tz_name: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, int]:
-    tz = ZoneInfo(tz_name or "UTC")
-    _, month = window_starts(tz_name, now)
-    days = calendar.monthrange(month.year, month.month)[1]
-    start = dt.datetime.combine(month, dt.time(), tz)
-    end = dt.datetime.combine(month + dt.timedelta(days=days), dt.time(), tz)
-    return start, end, days
+    w = windows_at(tz_name, now)
+    return w.month_begin, w.month_end, calendar.monthrange(w.month.year, w.month.month)[1]
 
 
 def _charges(persona: Persona | None) -> Any:
@@ -368,30 +378,31 @@ def daily_totals(
 ) -> tuple[list[int], int, int]:
     """Spend per day of the current month (persona's timezone; UTC for all personas).
 
-    Returns (per-day nanos, days in month, index of today). One query per day of the
-    month so far, each an indexed range SUM; no per-row work in Python.
+    Returns (per-day nanos, days in the month, today's day number). One query: a filtered
+    SUM per day over the month's range of the ``(persona, ts)`` index.
     """
     now = now or timezone.now()
     tz_name = persona.effective_timezone if persona is not None else "UTC"
-    start, _, days = month_bounds(tz_name, now)
-    tz = ZoneInfo(tz_name)
-    today = now.astimezone(tz).day
-    qs = _charges(persona)
+    w = windows_at(tz_name, now)
+    days = calendar.monthrange(w.month.year, w.month.month)[1]
+    today = w.day.day
+
+    def midnight(after_days: int) -> dt.datetime:
+        # Built from the local date, so a DST change inside the month moves nothing.
+        local = w.month + dt.timedelta(days=after_days)
+        return dt.datetime.combine(local, dt.time(), ZoneInfo(w.tz)).astimezone(dt.UTC)
+
     aggregates = {
-        f"d{d}": Sum(
-            "cost_nanos",
-            filter=Q(ts__gte=_day_start(start, d - 1, tz), ts__lt=_day_start(start, d, tz)),
-        )
+        f"d{d}": Sum("cost_nanos", filter=Q(ts__gte=midnight(d - 1), ts__lt=midnight(d)))
         for d in range(1, today + 1)
     }
-    sums = qs.filter(ts__gte=start, ts__lt=_day_start(start, today, tz)).aggregate(**aggregates)
+    sums = (
+        _charges(persona)
+        .filter(ts__gte=w.month_begin, ts__lt=midnight(today))
+        .aggregate(**aggregates)
+    )
     per_day = [int(sums.get(f"d{d}") or 0) for d in range(1, today + 1)]
     return per_day, days, today
-
-
-def _day_start(month_start: dt.datetime, day: int, tz: ZoneInfo) -> dt.datetime:
-    """Midnight after ``day`` of the month, in ``tz`` (DST-safe: built from the date)."""
-    return dt.datetime.combine(month_start.date() + dt.timedelta(days=day), dt.time(), tz)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from budgets import admin_queries as q
 from budgets.models import Hold
+from budgets.services import budget_state
 from budgets.templatetags.spend import format_usd
 from personas.models import Persona
 
@@ -127,10 +128,14 @@ def month_chart(
 def persona_spend_context(persona: Persona, now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the persona page shows about spend (a handful of indexed queries)."""
     now = now or timezone.now()
-    view = q.spend_views([persona], now)[0]
+    # The same numbers as GET .../budget: the budget service reads (and if need be
+    # rebuilds) the counters; the gauges are laid out from its answer.
+    state = budget_state(persona=persona, now=now)
+    view = q.spend_views([persona], now, spent={persona.pk: q.spent_from_state(state)})[0]
     per_day, days, _ = q.daily_totals(persona, now)
     monthly = view.window("monthly")
     return {
+        "state": state,
         "spend": view,
         "chart": month_chart(
             per_day,
