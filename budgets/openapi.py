@@ -12,7 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
-from personas.openapi import error_responses
+from personas.openapi import BudgetBlockSerializer, error_responses
 
 __all__ = [
     "BUDGET_ERRORS",
@@ -20,7 +20,7 @@ __all__ = [
     "CHECK_ERRORS",
     "PUT_ERRORS",
     "RELEASE_ERRORS",
-    "BudgetSerializer",
+    "BudgetPutRequestSerializer",
     "BudgetStateSerializer",
     "ChargeRequestSerializer",
     "ChargeResponseSerializer",
@@ -54,10 +54,10 @@ def _usd(help_text: str, **kwargs: Any) -> serializers.FloatField:
     return serializers.FloatField(min_value=0, help_text=help_text, **kwargs)
 
 
-class BudgetSerializer(serializers.Serializer[Any]):
-    daily_usd = _usd(
-        "cap per day (in `timezone`); absent = no cap, 0 = a cap of zero", required=False
-    )
+class BudgetPutRequestSerializer(serializers.Serializer[Any]):
+    """PUT body: replaces the whole block (a missing cap = no cap, missing hard_cap = true)."""
+
+    daily_usd = _usd("cap per day; absent = no cap, 0 = a cap of zero", required=False)
     monthly_usd = _usd("cap per calendar month", required=False)
     lifetime_usd = _usd("cap that never resets", required=False)
     per_call_max_usd = _usd("largest estimate allowed for one call", required=False)
@@ -90,19 +90,21 @@ class RemainingHeadroomSerializer(serializers.Serializer[Any]):
     lifetime = _usd("", required=False)
 
 
+class ResetsAtSerializer(serializers.Serializer[Any]):
+    daily = serializers.DateTimeField(help_text="next midnight in the budget's timezone")
+    monthly = serializers.DateTimeField(help_text="the next 1st, 00:00, in that timezone")
+
+
 class BudgetStateSerializer(serializers.Serializer[Any]):
-    budget = BudgetSerializer(help_text="unset caps are omitted; `hard_cap` is always there")
+    budget = BudgetBlockSerializer()
     spend = SpendSerializer()
     remaining = RemainingSerializer()
-    held_usd = _usd("extension: active holds, counted as spent by checks", required=False)
+    held_usd = _usd("extension: active holds, counted as spent by checks")
     status = serializers.ChoiceField(
-        ["none", "ok", "warn", "exceeded"], required=False, help_text="extension"
+        ["none", "ok", "warn", "exceeded"],
+        help_text="extension: none = no cap; warn from `warn_at` of a cap",
     )
-    resets_at = serializers.DictField(
-        child=serializers.DateTimeField(allow_null=True),
-        required=False,
-        help_text="extension: when each window starts again, per window",
-    )
+    resets_at = ResetsAtSerializer(help_text="extension")
 
 
 class CheckRequestSerializer(serializers.Serializer[Any]):
@@ -130,11 +132,11 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     )
     remaining_usd = RemainingHeadroomSerializer()
     hard_cap = serializers.BooleanField()
-    decision = serializers.ChoiceField(
-        ["allow", "warn", "block"], required=False, help_text="extension"
-    )
-    limit = serializers.CharField(
-        required=False, allow_null=True, help_text="extension: which cap decided"
+    decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
+    limit = serializers.ChoiceField(
+        ["per_call", "daily", "monthly", "lifetime"],
+        allow_null=True,
+        help_text="extension: which cap decided; null when none was breached",
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
 
@@ -165,9 +167,12 @@ class ChargeResponseSerializer(BudgetStateSerializer):
     row = ChargeRowSerializer()
 
 
+class ReleasedHoldSerializer(HoldSerializer):
+    state = serializers.ChoiceField(["released"], help_text="what the hold is now")
+
+
 class HoldReleaseResponseSerializer(serializers.Serializer[Any]):
-    hold = HoldSerializer()
-    state = serializers.CharField(help_text="`released` (or what resolved it first)")
+    hold = ReleasedHoldSerializer()
 
 
 BUDGET_ERRORS = error_responses("agent.unknown", "persona.not_found", "persona.malformed")
@@ -175,7 +180,6 @@ PUT_ERRORS = error_responses(
     "agent.unknown",
     "persona.not_found",
     "persona.malformed",
-    "persona.conflict",
     "budget.invalid_body",
     "budget.invalid",
     "auth.forbidden",
@@ -187,6 +191,7 @@ CHECK_ERRORS = error_responses(
     "persona.malformed",
     "budget.invalid_body",
     "budget.invalid_estimate",
+    "budget.invalid_hold",
     "request.too_large",
 )
 CHARGE_ERRORS = error_responses(
@@ -196,9 +201,13 @@ CHARGE_ERRORS = error_responses(
     "budget.invalid_body",
     "budget.invalid_charge",
     "charge.conflict",
+    "hold.not_found",
+    "hold.resolved",
     "request.too_large",
 )
-RELEASE_ERRORS = error_responses("agent.unknown", "persona.not_found", "hold.not_found")
+RELEASE_ERRORS = error_responses(
+    "agent.unknown", "persona.not_found", "hold.not_found", "hold.resolved"
+)
 
 CHECK_EXAMPLES = [
     OpenApiExample("estimate", value={"estimated_cost_usd": 0.05}, request_only=True),

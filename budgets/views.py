@@ -6,10 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from budgets import openapi as doc
 from budgets.auth import actor_of
 from budgets.services import budget_charge, budget_check, budget_put, budget_state, hold_release
 from hal0.errors import BadRequest
@@ -92,11 +94,22 @@ def _ttl(body: dict[str, Any]) -> int | None:
 class BudgetView(APIView):
     """GET the budget and spend of a persona; PUT (operators) replaces its caps."""
 
+    @extend_schema(
+        operation_id="budget_get",
+        summary="A persona's caps, spend per window and remaining headroom",
+        responses={200: doc.BudgetStateSerializer, **doc.BUDGET_ERRORS},
+    )
     def get(self, request: Request, agent_id: str, persona_id: str) -> Response:
         persona = _persona(agent_id, persona_id)
         require_good_budget(persona)
         return Response(budget_state(persona=persona))
 
+    @extend_schema(
+        operation_id="budget_put",
+        summary="Replace a persona's caps (operator keys only); audited",
+        request=doc.BudgetPutRequestSerializer,
+        responses={200: doc.BudgetStateSerializer, **doc.PUT_ERRORS},
+    )
     def put(self, request: Request, agent_id: str, persona_id: str) -> Response:
         # hal0's order: agent (404), then body (400), then persona (404).
         agent = resolve_agent(agent_id)
@@ -108,6 +121,13 @@ class BudgetView(APIView):
 class CheckView(APIView):
     """May the persona spend this estimate? Optionally reserve it with a hold."""
 
+    @extend_schema(
+        operation_id="budget_check",
+        summary="Before an upstream call: may the persona spend this estimate?",
+        request=doc.CheckRequestSerializer,
+        responses={200: doc.CheckResponseSerializer, **doc.CHECK_ERRORS},
+        examples=doc.CHECK_EXAMPLES,
+    )
     def post(self, request: Request, agent_id: str, persona_id: str) -> Response:
         # Body first (400), then agent and persona (404), as hal0 does.
         body = read_json_object(request)
@@ -130,6 +150,13 @@ class CheckView(APIView):
 class ChargeView(APIView):
     """Record what a call cost. Never refused for being over a cap."""
 
+    @extend_schema(
+        operation_id="budget_charge",
+        summary="After an upstream call: record what it cost (idempotent per request_id)",
+        request=doc.ChargeRequestSerializer,
+        responses={200: doc.ChargeResponseSerializer, **doc.CHARGE_ERRORS},
+        examples=doc.CHARGE_EXAMPLES,
+    )
     def post(self, request: Request, agent_id: str, persona_id: str) -> Response:
         body = read_json_object(request)
         code = "budget.invalid_charge"
@@ -158,6 +185,12 @@ class ChargeView(APIView):
 class HoldReleaseView(APIView):
     """Give a hold back before it expires."""
 
+    @extend_schema(
+        operation_id="budget_hold_release",
+        summary="Give a hold back before it expires",
+        request=None,
+        responses={200: doc.HoldReleaseResponseSerializer, **doc.RELEASE_ERRORS},
+    )
     def post(self, request: Request, agent_id: str, persona_id: str, hold_id: str) -> Response:
         persona = _persona(agent_id, persona_id)
         return Response(hold_release(persona=persona, hold_id=hold_id, actor=actor_of(request)))
