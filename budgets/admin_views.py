@@ -187,7 +187,7 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "holds": sum(v.holds for v in views),
         "chart": month_chart(per_day, days, title="All personas this month (UTC days)"),
         "models": q.by_model(None, now),
-        "latest": q.latest_charges(None, 15),
+        "latest": q.latest_charges(None, 10),
         "now": now,
     }
     return TemplateResponse(request, "admin/hal0/spend.html", context)
