@@ -75,3 +75,89 @@ def test_the_read_api_needs_a_key(two_agents: None, url: str) -> None:
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "auth.missing"
+
+
+# --- the budget API -----------------------------------------------------------------------
+
+
+def budget_url(agent_id: str, tail: str = "") -> str:
+    return f"/api/agents/{agent_id}/personas/coder/budget{tail}"
+
+
+CHARGE = {"surface": "openrouter", "model": "m", "cost_usd": 0.01, "request_id": "req-1"}
+
+
+def test_an_agent_key_reads_checks_holds_charges_and_releases_on_its_own_agent(
+    two_agents: None,
+) -> None:
+    _, raw = create_key(scope="agent", agent_id="hermes")
+    client = bearer(raw)
+
+    assert client.get(budget_url("hermes")).status_code == 200
+    check = client.post(
+        budget_url("hermes", "/check"), {"estimated_cost_usd": 0.05, "reserve": True}, format="json"
+    )
+    assert check.status_code == 200
+    hold_id = check.json()["hold"]["id"]
+    release = client.post(budget_url("hermes", f"/holds/{hold_id}/release"))
+    assert release.status_code == 200
+    charge = client.post(budget_url("hermes", "/charge"), CHARGE, format="json")
+    assert charge.status_code == 200
+    assert charge.json()["recorded"] is True
+
+
+def test_an_agent_key_may_not_put_a_budget_and_the_file_stays_as_it_was(
+    two_agents: None, data_dir: Any
+) -> None:
+    _, raw = create_key(scope="agent", agent_id="hermes")
+    toml = data_dir / "agents" / "hermes" / "personas" / "coder.toml"
+    before = toml.read_bytes()
+
+    response = bearer(raw).put(budget_url("hermes"), {"daily_usd": 1000.0}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "auth.forbidden"
+    assert toml.read_bytes() == before
+
+
+def test_an_operator_key_may_put_a_budget(two_agents: None, api_client: APIClient) -> None:
+    response = api_client.put(budget_url("other"), {"daily_usd": 2.5}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["budget"] == {"daily_usd": 2.5, "hard_cap": True}
+
+
+@pytest.mark.parametrize(
+    ("method", "tail", "body"),
+    [
+        ("get", "", None),
+        ("put", "", {"daily_usd": 1000.0}),
+        ("post", "/check", {"estimated_cost_usd": 0.05, "reserve": True}),
+        ("post", "/charge", CHARGE),
+        ("post", "/holds/h_anything/release", None),
+    ],
+)
+def test_an_agent_key_gets_nothing_of_another_agents_budget(
+    two_agents: None, api_client: APIClient, method: str, tail: str, body: Any
+) -> None:
+    from budgets.models import Charge, Hold
+
+    _, raw = create_key(scope="agent", agent_id="hermes")
+
+    foreign = getattr(bearer(raw), method)(budget_url("other", tail), body, format="json")
+    missing = getattr(api_client, method)(budget_url("ghost", tail), body, format="json")
+
+    assert foreign.status_code == 404
+    assert foreign.json()["error"]["code"] == "agent.unknown"
+    assert foreign.content.replace(b"other", b"X") == missing.content.replace(b"ghost", b"X")
+    assert not Charge.objects.exists()
+    assert not Hold.objects.exists()
+
+
+def test_a_missing_key_is_401_before_the_body_is_validated(two_agents: None) -> None:
+    response = APIClient().post(
+        budget_url("hermes", "/check"), "{not json", content_type="application/json"
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.missing"
