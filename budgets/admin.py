@@ -432,6 +432,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             kwargs["form"] = ApiKeyAddForm
         return super().get_form(request, obj, change, **kwargs)
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A key never changes after it is made; the revoke action is the one edit. The
+        # list still needs the permission for its actions.
+        return obj is None and super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
