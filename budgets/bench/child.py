@@ -1,0 +1,174 @@
+"""One database's bench run, in its own process: ``python -m budgets.bench.child CONFIG OUT``.
+
+``manage.py bench`` starts this with an environment that points Django at a throwaway
+database and data folder (``DATABASE_URL``, ``HAL0_DATA_DIR``, ``HAL0_VAR_DIR``), so the
+settings, the services and the gunicorn it starts all see only those. CONFIG and OUT are
+JSON files: what to measure, and the raw figures of every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Config:
+    database: str  # "sqlite" | "postgresql"
+    sizes: list[int]
+    runs: int
+    samples: int
+    scan_seconds: float
+    skip_http: bool
+    workers: int
+    connections: int
+    duration: float
+    load_tool: str
+    log_dir: str
+    seed: int = 0
+
+
+def _say(config: Config, message: str) -> None:
+    print(f"[{config.database}] {message}", file=sys.stderr, flush=True)
+
+
+def _mirror_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def _scan_rounds(config: Config, agent_id: str, persona_id: str) -> int:
+    from budgets.bench import inprocess
+
+    _, scan = inprocess.side_by_side(agent_id, persona_id, 1)
+    return max(3, min(200, math.floor(config.scan_seconds / max(scan[0], 1e-6))))
+
+
+def _inprocess_run(config: Config, agent_id: str, persona_id: str, rounds: int) -> dict[str, Any]:
+    from budgets.bench import inprocess
+    from budgets.bench.scan import scan_window_spend
+    from budgets.bench.stats import latency, median
+    from budgets.ledger.mirror import mirror_path
+    from budgets.services.counters import window_spend
+    from budgets.services.windows import windows_at
+    from personas.services import find_persona
+
+    out: dict[str, Any] = {}
+    for kind in ("check", "check_reserve", "charge"):
+        out[kind] = latency(inprocess.measure(kind, agent_id, persona_id, config.samples))
+    ours, scan = inprocess.side_by_side(agent_id, persona_id, rounds)
+    persona = find_persona(agent_id, persona_id)
+    now = dt.datetime.now(dt.UTC)
+    w = windows_at(persona.effective_timezone, now)
+    counted = window_spend(persona, w)
+    scanned = scan_window_spend(mirror_path(agent_id, persona_id), w)
+    out["scan"] = {
+        "ours": latency(ours),
+        "scan": latency(scan),
+        "ratio": median(scan) / median(ours),
+        "agree": counted == scanned,
+    }
+    return out
+
+
+def _http_run(config: Config, key: str, agent_id: str, persona_id: str) -> dict[str, Any]:
+    from budgets.bench import http
+    from budgets.bench.stats import latency
+
+    out: dict[str, Any] = {}
+    with http.serving(config.workers, Path(config.log_dir)) as server:
+        api = http.Api(port=server.port, key=key, agent_id=agent_id, persona_id=persona_id)
+        # Every worker loads Django lazily; give each a few requests before timing.
+        for _ in range(10 * config.workers):
+            http.call(api, "POST", f"{api.base}/check", http.CHECK_BODY)
+        for kind in ("check", "check_reserve", "charge"):
+            out[kind] = latency(http.measure(api, kind, config.samples))
+        for kind in ("check", "charge"):
+            result = http.throughput(
+                api,
+                kind,
+                seconds=config.duration,
+                connections=config.connections,
+                tool=config.load_tool,
+            )
+            out[f"{kind}_throughput"] = asdict(result)
+        out["rss_kib"] = server.peak_rss_kib()
+    return out
+
+
+def run(config: Config) -> dict[str, Any]:
+    import django
+    from django.core.management import call_command
+    from django.db import connection
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+
+    from budgets.apikeys import create_key
+    from budgets.bench import inprocess
+    from budgets.bench.ledger import grow_ledger, setup_persona
+    from budgets.ledger.mirror import mirror_path
+    from budgets.models import Charge
+
+    persona = setup_persona()
+    agent_id, persona_id = persona.agent_id, persona.slug
+    key = create_key(scope="agent", agent_id=agent_id, name="bench")[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version"
+        )
+        server_version = str(cursor.fetchone()[0])
+    results: dict[str, Any] = {
+        "database": config.database,
+        "server_version": server_version,
+        "sizes": [],
+    }
+    for size in sorted(config.sizes):
+        growth = grow_ledger(persona, size, seed=config.seed)
+        _say(config, f"ledger {growth.total:,} rows (+{growth.added:,} in {growth.seconds:.1f} s)")
+        started = time.perf_counter()
+        inprocess.check(agent_id, persona_id)  # rebuilds the counters the bulk load dropped
+        cold = time.perf_counter() - started
+        entry: dict[str, Any] = {
+            "size": size,
+            "rows_at_start": growth.total,
+            "added": growth.added,
+            "build_s": growth.seconds,
+            "mirror_lines_at_start": _mirror_lines(mirror_path(agent_id, persona_id)),
+            "cold_check_ms": cold * 1e3,
+            "runs": [],
+        }
+        rounds = _scan_rounds(config, agent_id, persona_id)
+        for number in range(1, config.runs + 1):
+            run_out: dict[str, Any] = {
+                "inprocess": _inprocess_run(config, agent_id, persona_id, rounds)
+            }
+            if not config.skip_http:
+                run_out["http"] = _http_run(config, key, agent_id, persona_id)
+            entry["runs"].append(run_out)
+            _say(config, f"{size:,}: run {number}/{config.runs} done")
+        entry["rows_at_end"] = Charge.objects.filter(persona=persona).count()
+        results["sizes"].append(entry)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hal0.settings")
+    config = Config(**json.loads(Path(argv[1]).read_text()))
+    results = run(config)
+    Path(argv[2]).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

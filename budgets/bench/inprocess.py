@@ -1,0 +1,106 @@
+"""Latency of the budget services called in-process, the way the API views call them.
+
+Each sample is one ``find_persona`` (the views' lookup: one ``stat`` and one query) plus
+one service call, timed with ``perf_counter``. No HTTP, no middleware, no JSON.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from budgets.bench.scan import scan_check
+from budgets.services import budget_charge, budget_check, hold_release
+from hal0.money import to_nanos
+from personas.services import find_persona
+
+ESTIMATE = to_nanos(Decimal("0.01"))
+COST = to_nanos(Decimal("0.004"))
+ACTOR = "bench"
+WARMUP = 20
+
+_ids = itertools.count()
+
+
+def _timed(
+    step: Callable[[], object], samples: int, after: Callable[[object], None] | None = None
+) -> list[float]:
+    out: list[float] = []
+    for i in range(WARMUP + samples):
+        started = time.perf_counter()
+        result = step()
+        elapsed = time.perf_counter() - started
+        if after is not None:
+            after(result)  # untimed clean-up (releasing a hold)
+        if i >= WARMUP:
+            out.append(elapsed)
+    return out
+
+
+def check(agent_id: str, persona_id: str) -> dict[str, object]:
+    persona = find_persona(agent_id, persona_id)
+    return budget_check(persona=persona, estimate_nanos=ESTIMATE, actor=ACTOR)
+
+
+def check_reserve(agent_id: str, persona_id: str) -> dict[str, object]:
+    persona = find_persona(agent_id, persona_id)
+    return budget_check(persona=persona, estimate_nanos=ESTIMATE, reserve=True, actor=ACTOR)
+
+
+def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
+    persona = find_persona(agent_id, persona_id)
+    return budget_charge(
+        persona=persona,
+        surface="openrouter",
+        model="anthropic/claude-3.7-sonnet",
+        cost_nanos=COST,
+        request_id=f"inproc-{tag}-{next(_ids)}",
+        input_tokens=1200,
+        output_tokens=300,
+        actor=ACTOR,
+    )
+
+
+def measure(kind: str, agent_id: str, persona_id: str, samples: int) -> list[float]:
+    """Seconds per call of ``kind``: ``check``, ``check_reserve`` or ``charge``."""
+    if kind == "check":
+        return _timed(lambda: check(agent_id, persona_id), samples)
+    if kind == "check_reserve":
+
+        def release(result: object) -> None:
+            if not (isinstance(result, dict) and result.get("allowed")):
+                raise RuntimeError(f"the bench check was refused: {result!r}")
+            persona = find_persona(agent_id, persona_id)
+            hold_release(persona=persona, hold_id=result["hold"]["id"], actor=ACTOR)
+
+        return _timed(lambda: check_reserve(agent_id, persona_id), samples, release)
+    if kind == "charge":
+        tag = secrets.token_hex(4)
+        return _timed(lambda: charge(agent_id, persona_id, tag), samples)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def side_by_side(
+    agent_id: str, persona_id: str, rounds: int, checks_per_round: int = 5
+) -> tuple[list[float], list[float]]:
+    """Our check and the scan baseline, alternating, so both see the same machine state.
+
+    Each round is one scan and a few of our checks (each timed on its own): the first
+    check after a scan runs with caches the scan has just flushed, the others as a check
+    usually runs; the median shows the latter, as the scan's median shows a scan.
+    """
+    ours: list[float] = []
+    scan: list[float] = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        persona = find_persona(agent_id, persona_id)
+        scan_check(persona, ESTIMATE)
+        scan.append(time.perf_counter() - started)
+        for _ in range(checks_per_round):
+            started = time.perf_counter()
+            check(agent_id, persona_id)
+            ours.append(time.perf_counter() - started)
+    return ours, scan
