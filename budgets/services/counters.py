@@ -55,23 +55,35 @@ def _sum_charges(persona_id: int, begin: dt.datetime | None, end: dt.datetime | 
     return int(qs.aggregate(total=Sum("cost_nanos"))["total"] or 0)
 
 
-def _rebuild(persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]) -> int:
-    """Sum the charges of a window and store the counter (one indexed range scan)."""
+def _create(
+    persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]
+) -> tuple[int, bool]:
+    """Sum the charges of a window and store the counter (one indexed range scan).
+
+    Returns the counter's value and whether this call created it. When another connection
+    created it first, its value is returned instead of ours.
+    """
     window, tz, start = key
     with transaction.atomic():
         total = _sum_charges(persona_id, *span)
         try:
-            # Savepoint: a concurrent rebuild of the same counter may win the insert; its
-            # value is as good as ours, so the duplicate is simply dropped.
+            # Savepoint: a concurrent rebuild of the same counter may win the insert.
             with transaction.atomic():
                 SpendCounter.objects.create(
                     persona_id=persona_id, window=window, tz=tz, start=start, spent_nanos=total
                 )
         except IntegrityError:
-            total = SpendCounter.objects.get(
+            existing = SpendCounter.objects.get(
                 persona_id=persona_id, window=window, tz=tz, start=start
             ).spent_nanos
-    return total
+            return existing, False
+    return total, True
+
+
+def _rebuild(persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]) -> int:
+    """A reader's rebuild of a missing counter. If a concurrent rebuild won the insert, its
+    value is as good as ours: both summed the committed charges."""
+    return _create(persona_id, key, span)[0]
 
 
 def window_spend(persona: Persona, w: Windows) -> WindowSpend:
@@ -148,13 +160,22 @@ def bump(persona: Persona, charges: Iterable[Charge]) -> None:
         return
     SpendCounter.objects.filter(persona=persona).exclude(tz__in=["", tz]).delete()
     for key, amount in totals.items():
-        window, key_tz, start = key
-        updated = SpendCounter.objects.filter(
-            persona=persona, window=window, tz=key_tz, start=start
-        ).update(spent_nanos=F("spent_nanos") + amount)
-        if not updated:
-            # The rebuild sums the charges, the new ones included (same transaction).
-            _rebuild(persona.pk, key, spans[key])
+        if _add(persona, key, amount):
+            continue
+        # No counter yet: build it from the charges, the new ones included (same
+        # transaction). Another connection may have built it in the meantime, from the
+        # committed charges only: it cannot see ours before we commit, so ours are added.
+        _, created = _create(persona.pk, key, spans[key])
+        if not created:
+            _add(persona, key, amount)
+
+
+def _add(persona: Persona, key: Key, amount: int) -> bool:
+    window, tz, start = key
+    matched = SpendCounter.objects.filter(
+        persona=persona, window=window, tz=tz, start=start
+    ).update(spent_nanos=F("spent_nanos") + amount)
+    return bool(matched)
 
 
 def invalidate(persona: Persona) -> int:

@@ -9,6 +9,7 @@ the real views, counters and database. Expected instants are written out by hand
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -361,3 +362,62 @@ def test_put_accepts_a_known_timezone_and_writes_it_to_the_file(
     }
     text = (data_dir / "agents" / "hermes" / "personas" / "coder.toml").read_text()
     assert 'timezone = "Asia/Kolkata"' in text
+
+
+# --- a counter built by a reader while charges for its window are being inserted -----------
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them(
+    client: APIClient,
+    clock: Clock,
+    zoned: Callable[[str], Persona],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Charges written for a window that has no counter yet (a small ``ledger import`` of
+    today's lines, say) build that counter in their own transaction. A GET at that moment
+    runs on another connection, cannot see the uncommitted charges, and may build the
+    counter first from the charges it can see; the insert must still add its own.
+
+    The interleaving is made deterministic at one point of Django's code: right after the
+    writer's UPDATE of the day counter matched no row, a real GET runs to completion in
+    another thread (its own connection and transaction) before the writer goes on.
+    """
+    from django.db import connections, transaction
+    from django.db.models.query import QuerySet
+    from django.test import TestCase
+
+    from budgets.ledger.writer import insert_charges
+    from budgets.services.counters import find_drift
+
+    persona = zoned("America/New_York")
+    clock.at("America/New_York", 2026, 1, 16, 9)
+    main = threading.current_thread()
+    seen: list[dict[str, Any]] = []
+    original_update = QuerySet.update
+
+    def reader() -> None:
+        try:
+            seen.append(state(APIClient()))
+        finally:
+            connections.close_all()
+
+    def update(self: QuerySet[Any], **kwargs: Any) -> int:
+        matched: int = original_update(self, **kwargs)
+        in_writer = threading.current_thread() is main
+        if self.model is SpendCounter and not matched and in_writer and not seen:
+            thread = threading.Thread(target=reader)
+            thread.start()
+            thread.join(timeout=60)
+        return matched
+
+    monkeypatch.setattr(QuerySet, "update", update)
+    row = {"ts": clock.now, "surface": "s", "model": "m", "cost_nanos": 1_500_000_000}
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        insert_charges(persona, [{**row, "request_id": "imported-1"}], source="api")
+    monkeypatch.setattr(QuerySet, "update", original_update)
+
+    assert seen[0]["spend"]["today_usd"] == 0.0  # the reader ran before the commit
+    assert spend(client) == (1.5, 1.5, 1.5)
+    assert list(find_drift(persona=persona)) == []
