@@ -32,6 +32,8 @@ from personas.models import Persona
 BUMP_LIMIT = 100
 # Rows per INSERT statement (SQLite: fewer if its limit on parameters is lower).
 BATCH_SIZE = 5_000
+# PostgreSQL: from this many rows a statement, one array per column instead of VALUES.
+COLUMNAR_FROM = 20
 
 _FIELDS: list[Field[Any, Any]] = [f for f in Charge._meta.concrete_fields if not f.primary_key]
 _ATTNAMES = ["id", *(f.attname for f in _FIELDS)]
@@ -73,18 +75,19 @@ def insert_charges(
 
 
 @lru_cache(maxsize=8)
-def _insert_sql(vendor: str, rows: int) -> str:
+def _insert_sql(rows: int, *, columnar: bool) -> str:
     """``INSERT ... RETURNING id`` for ``rows`` rows.
 
-    PostgreSQL takes one array per column (``unnest``): the statement stays short whatever
-    the row count, where a VALUES list of 13 parameters a row costs the driver more to
-    parse than the server takes to insert. SQLite takes a plain VALUES list.
+    ``columnar`` (PostgreSQL, many rows): one array per column (``unnest``), so the
+    statement stays short whatever the row count, where a VALUES list of 13 parameters a
+    row costs the driver more to parse than the server takes to insert. Otherwise a plain
+    VALUES list, which is cheaper for the single row of a charge.
     Only quoted constant identifiers are formatted in; every value is a parameter.
     """
     qn = connection.ops.quote_name
     head = f"INSERT INTO {qn(Charge._meta.db_table)} ({', '.join(qn(f.column) for f in _FIELDS)})"
     returning = f"RETURNING {qn('id')}"
-    if vendor == "postgresql":
+    if columnar:
         arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in _FIELDS)
         return f"{head} SELECT * FROM unnest({arrays}) {returning}"  # noqa: S608
     one = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
@@ -113,18 +116,18 @@ def _insert(
 ) -> list[Charge]:
     preps = [_prep(f) for f in _FIELDS]
     values = [_row_values({**row, "source": source}, persona) for row in rows]
-    columnar = connection.vendor == "postgresql"
     ids: list[int] = []
     step = _rows_per_statement(batch_size)
     with connection.cursor() as cursor:
         for start in range(0, len(values), step):
             chunk = values[start : start + step]
             params: list[Any]
+            columnar = connection.vendor == "postgresql" and len(chunk) > COLUMNAR_FROM
             if columnar:
                 params = [[prep(v[i]) for v in chunk] for i, prep in enumerate(preps)]
             else:
                 params = [prep(x) for v in chunk for prep, x in zip(preps, v, strict=True)]
-            cursor.execute(_insert_sql(connection.vendor, len(chunk)), params)
+            cursor.execute(_insert_sql(len(chunk), columnar=columnar), params)
             ids.extend(int(r[0]) for r in cursor.fetchall())
     created = []
     for pk, row_values, row in zip(ids, values, rows, strict=True):

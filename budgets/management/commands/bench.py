@@ -38,6 +38,9 @@ FULL = Preset((1_000, 100_000, 1_000_000), runs=3, samples=1_000, duration=10, s
 # A smoke test: small ledgers, one short run.
 QUICK = Preset((200, 2_000), runs=1, samples=50, duration=1, scan_seconds=0.5)
 DATABASES = ("sqlite", "postgresql")
+# The API is CPU-bound: one sync worker per CPU serves the most checks; more only queue
+# for the CPUs (and, on SQLite, for the write lock).
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def parse_size(text: str) -> int:
@@ -85,7 +88,12 @@ class Command(BaseCommand):
             help="comma-separated: sqlite, postgresql (default: sqlite, plus postgresql when "
             "a PostgreSQL URL is known)",
         )
-        parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (4)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=CPUS,
+            help=f"gunicorn sync workers (one per CPU: {CPUS})",
+        )
         parser.add_argument(
             "--connections", type=int, default=8, help="concurrent clients for throughput (8)"
         )
