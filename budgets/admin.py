@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -232,10 +233,17 @@ class ChargeAdmin(ReadOnlyAdmin):
         ("Usage", {"fields": ("input_tokens", "output_tokens", "hold", "source", "actor")}),
         (
             "Idempotency",
-            {"classes": ("collapse",), "fields": ("body_sha256", "response", "import_key")},
+            {"classes": ("collapse",), "fields": ("body_sha256", "first_response", "import_key")},
         ),
     )
-    readonly_fields = ("cost",)
+    readonly_fields = ("cost", "first_response")
+
+    @admin.display(description="answer to the first request (replays get it again)")
+    def first_response(self, obj: Charge) -> str:
+        stored = obj.response
+        if stored is None:
+            return "-"
+        return stored if isinstance(stored, str) else json.dumps(stored)
 
     @admin.display(description="time (UTC)", ordering="ts")
     def when(self, obj: Charge) -> str:

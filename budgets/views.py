@@ -79,9 +79,15 @@ def _ttl(body: dict[str, Any]) -> int | None:
     value = body.get("hold_ttl_s")
     if value is None:
         return None
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        value = int(value)
     top = settings.HAL0_HOLD_TTL_MAX_S
+    # Range first, on the Decimal: int() of 9E+99999999 would take minutes of CPU.
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and 1 <= value <= top
+        and value == value.to_integral_value()
+    ):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
         raise _invalid(
             "budget.invalid_hold",

@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -131,8 +132,15 @@ def _is_api(request: HttpRequest) -> bool:
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(envelope("not_found", "no such endpoint"), status=404)
+        return api_not_found(request)
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """The last route under /api/: an unknown API path is a JSON 404 even with DEBUG on
+    (Django answers an unrouted URL with its HTML debug page then, not ``handler404``)."""
+    return JsonResponse(envelope("not_found", "no such endpoint"), status=404)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

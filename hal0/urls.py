@@ -1,12 +1,13 @@
 """URL map: the JSON API under /api/, the operators' admin under /admin/."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 # Registers the Bearer scheme (budgets.auth) with the schema generator.
 import budgets.openapi  # noqa: F401
+from hal0.errors import api_not_found
 
 # The API description is public: it holds no data, and clients need it to get a key.
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -21,6 +22,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", **_public),
         name="api-docs",
     ),
+    # Last: any other /api/ path is a 404 in the error envelope, DEBUG or not.
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]
 
 handler400 = "hal0.errors.handler400"

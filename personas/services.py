@@ -256,11 +256,17 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         row = Persona.objects.select_for_update().get(pk=row.pk)
         try:
             sig = signature(path)
-            data = path.read_bytes()
+            data: bytes | None = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            # A folder, or a file this process may not read, where the persona should be:
+            # malformed (the last good caps stay), never a 500.
+            data, error = None, f"the file cannot be read ({exc.strerror or type(exc).__name__})"
         if row.file_signature == sig and not created and not force:
             return SyncResult(row, "unchanged")
+        if data is None:
+            return SyncResult(row, _mark_malformed(row, error, sig, ""))
         return SyncResult(row, _apply_file(row, data, sig, created=created))
 
 
@@ -279,20 +285,24 @@ def _budget_state(row: Persona) -> tuple[dict[str, Any], Any]:
     return budget_spec_from_persona(row).to_api(), row.budget_extra
 
 
+def _mark_malformed(row: Persona, message: str, sig: str, sha: str) -> Outcome:
+    # A malformed file never lifts a cap: the caps stay the last good ones.
+    if row.load_error != message:
+        log.warning("persona %s is malformed, last good caps stay: %s", row, message)
+    row.load_error = message
+    row.file_signature = sig
+    row.content_sha256 = sha
+    row.save(update_fields=["load_error", "file_signature", "content_sha256", "updated_at"])
+    return "malformed"
+
+
 def _apply_file(row: Persona, data: bytes, sig: str, *, created: bool) -> Outcome:
     """Parse ``data`` (the file's bytes, read after ``sig`` was taken) into the locked row."""
     sha = sha256_bytes(data)
     try:
         spec = parse_persona_text(decode(data), stem=row.slug)
     except PersonaMalformed as exc:
-        # A malformed file never lifts a cap: the caps stay the last good ones.
-        if row.load_error != exc.message:
-            log.warning("persona %s is malformed, last good caps stay: %s", row, exc.message)
-        row.load_error = exc.message
-        row.file_signature = sig
-        row.content_sha256 = sha
-        row.save(update_fields=["load_error", "file_signature", "content_sha256", "updated_at"])
-        return "malformed"
+        return _mark_malformed(row, exc.message, sig, sha)
 
     before = _budget_state(row) if row.has_good_budget else None
     was_malformed = bool(row.load_error)

@@ -151,8 +151,9 @@ def _parse_warn_at(raw: object) -> Decimal:
     # 0 would put every persona in "warn" from the first cent; above 1 never warns.
     if not value.is_finite() or not (0 < value <= 1):
         raise BudgetInvalid(message, "warn_at")
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -WARN_AT_PLACES:
+    # Compared with its rounding, not through normalize(): that underflows a value such as
+    # 1E-9999999 to 0 and would let it pass. Safe here: 0 < value <= 1.
+    if value.quantize(Decimal(1).scaleb(-WARN_AT_PLACES)) != value:
         raise BudgetInvalid(f"warn_at must have at most {WARN_AT_PLACES} decimal places", "warn_at")
     return value
 

@@ -356,7 +356,9 @@ def budget_charge(
                             "hold": hold if settles else None,
                             "actor": actor[:200],
                             "body_sha256": body_sha,
-                            "response": response,
+                            # As JSON text: PostgreSQL's jsonb would give the keys back
+                            # in its own order, and a replay must answer byte for byte.
+                            "response": json.dumps(response, separators=(",", ":")),
                         }
                     ],
                     source=Charge.Source.API,
@@ -375,7 +377,8 @@ def budget_charge(
                     code="charge.conflict",
                     details={"request_id": request_id[:200], "seq": first.pk},
                 ) from None
-            return dict(first.response)
+            stored = first.response
+            return dict(json.loads(stored) if isinstance(stored, str) else stored)
         if hold is not None and not settles:
             # Not a replay, and the hold was settled or released before: refuse, and the
             # transaction rolls the insert back.

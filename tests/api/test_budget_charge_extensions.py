@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from budgets.ledger import mirror
@@ -30,7 +29,6 @@ BODY = {
     "request_id": "req_abc",
 }
 
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 Committing = Callable[..., AbstractContextManager[Any]]
 
@@ -103,12 +101,6 @@ def test_a_replay_returns_the_first_answer_and_records_nothing(
     assert post_check(client, 0.0)["remaining_usd"] == {"daily": 8.9579}
 
 
-@pytest.mark.xfail(
-    ON_POSTGRES,
-    strict=True,
-    reason="budget_charge returns the stored response from a jsonb column, which PostgreSQL "
-    "gives back with its keys re-ordered (row, spend, budget, ...): same JSON, other bytes",
-)
 def test_a_replay_answers_byte_for_byte_like_the_first_time(
     client: APIClient, coder: Persona
 ) -> None:

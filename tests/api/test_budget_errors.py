@@ -410,13 +410,6 @@ def test_put_refuses_bad_hard_cap_warn_at_and_timezone(
     assert error["details"] == {"key": key}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="personas/toml_store.py _parse_warn_at checks the decimal places on "
-    "value.normalize(), which underflows to 0 below Decimal's Etiny, so warn_at 1E-9999999 "
-    "passes; write_budget then writes 'warn_at = 0.0' into the file, its re-parse fails "
-    "(500 internal) and the persona stays malformed until the file is fixed by hand",
-)
 def test_put_refuses_a_warn_at_too_small_to_normalise_and_keeps_the_file(
     client: APIClient, coder: Persona, data_dir: Path
 ) -> None:
@@ -514,12 +507,6 @@ def test_a_persona_that_never_had_good_caps_refuses_check_but_records_a_charge(
     error_of(client.get(fresh), 400, "persona.malformed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="personas.services.sync_persona reads the file with path.read_bytes() and lets "
-    "IsADirectoryError/PermissionError escape: an unreadable persona file is 500 internal, "
-    "where DESIGN section 4 says 400 persona.malformed",
-)
 def test_a_persona_file_that_cannot_be_read_is_persona_malformed(
     client: APIClient, coder: Persona, data_dir: Path
 ) -> None:
@@ -774,11 +761,6 @@ def test_errors_are_free_of_paths_even_with_debug(
         assert_no_path(response.content.decode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with DEBUG on (as `make run` starts it) Django answers an unrouted /api/ URL with "
-    "its HTML debug 404 page: handler404 in hal0/urls.py is only used when DEBUG is off",
-)
 def test_with_debug_an_unknown_api_path_is_still_404_in_the_envelope(
     client: APIClient, settings: Any
 ) -> None:

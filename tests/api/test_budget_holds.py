@@ -497,12 +497,6 @@ def test_a_non_finite_or_absurd_hold_ttl_is_400(
     assert not Hold.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="budgets/views.py _ttl turns an integral Decimal into an int before the range "
-    "check: 9E+999999999999 raises MemoryError (500 internal), and 9E+99999999 (11 bytes) "
-    "keeps a worker busy for minutes building a 100-million-digit int",
-)
 def test_a_ttl_with_a_huge_exponent_is_refused_before_it_is_turned_into_an_integer(
     client: APIClient, clock: Clock, coder: Persona
 ) -> None:
