@@ -203,6 +203,31 @@ def test_put_without_hard_cap_means_a_hard_cap(client: APIClient) -> None:
     assert body["budget"] == {"daily_usd": 1.0, "hard_cap": True}
 
 
+def test_the_budget_a_get_answers_can_be_put_back_unchanged(
+    client: APIClient, make_persona: Callable[..., Any]
+) -> None:
+    # A hal0 dashboard edits what GET gave it and PUTs it back; the extension keys that
+    # GET may add (warn_at, timezone) must be accepted by PUT.
+    make_persona(
+        "hermes",
+        "hermes",
+        "daily_usd = 5\nper_call_max_usd = 0.1\nhard_cap = false\nwarn_at = 0.5\n"
+        'timezone = "Europe/Berlin"\nteam = "research"\n',
+    )
+    shown = ok(client.get(HERMES))["budget"]
+    assert shown == {
+        "daily_usd": 5.0,
+        "per_call_max_usd": 0.1,
+        "hard_cap": False,
+        "warn_at": 0.5,
+        "timezone": "Europe/Berlin",
+    }
+    before = hermes_file().read_bytes()
+    assert ok(put(client, shown))["budget"] == shown
+    # Nothing changed, so the file is left exactly as the operator wrote it.
+    assert hermes_file().read_bytes() == before
+
+
 def test_put_with_a_negative_cap_is_budget_invalid_and_writes_nothing(client: APIClient) -> None:
     before = hermes_file().read_bytes()
     response = put(client, {"daily_usd": -5.0})
@@ -382,6 +407,18 @@ def test_a_charge_missing_any_required_field_is_invalid_charge(
 def test_a_charge_with_a_negative_cost_is_invalid_charge(client: APIClient) -> None:
     response = post(client, "charge", {**CHARGE, "cost_usd": -0.01})
     assert error_code(response, 400) == "budget.invalid_charge"
+    assert not Charge.objects.exists()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "true", '"0.01"', "null"])
+def test_a_cost_that_is_not_a_finite_number_is_invalid_charge(
+    client: APIClient, literal: str
+) -> None:
+    # hal0 records NaN and Infinity (they pass its "< 0" test); DESIGN.md says 400.
+    body = json.dumps({**CHARGE, "cost_usd": 0}).replace('"cost_usd": 0', f'"cost_usd": {literal}')
+    response = client.post(f"{HERMES}/charge", body, content_type="application/json")
+    assert error_code(response, 400) == "budget.invalid_charge"
+    assert response.json()["error"]["details"] == {"key": "cost_usd"}
     assert not Charge.objects.exists()
 
 
