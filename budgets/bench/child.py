@@ -54,7 +54,9 @@ def _scan_rounds(config: Config, agent_id: str, persona_id: str) -> int:
     return max(3, min(200, math.floor(config.scan_seconds / max(scan[0], 1e-6))))
 
 
-def _inprocess_run(config: Config, agent_id: str, persona_id: str, rounds: int) -> dict[str, Any]:
+def _inprocess_run(
+    config: Config, agent_id: str, persona_id: str, charge_persona_id: str, rounds: int
+) -> dict[str, Any]:
     from budgets.bench import inprocess
     from budgets.bench.scan import scan_window_spend
     from budgets.bench.stats import latency, median
@@ -64,8 +66,11 @@ def _inprocess_run(config: Config, agent_id: str, persona_id: str, rounds: int) 
     from personas.services import find_persona
 
     out: dict[str, Any] = {}
-    for kind in ("check", "check_reserve", "charge"):
+    for kind in ("check", "check_reserve"):
         out[kind] = latency(inprocess.measure(kind, agent_id, persona_id, config.samples))
+    out["charge"] = latency(
+        inprocess.measure("charge", agent_id, charge_persona_id, config.samples)
+    )
     ours, scan = inprocess.side_by_side(agent_id, persona_id, rounds)
     persona = find_persona(agent_id, persona_id)
     now = dt.datetime.now(dt.UTC)
@@ -81,13 +86,21 @@ def _inprocess_run(config: Config, agent_id: str, persona_id: str, rounds: int) 
     return out
 
 
-def _http_run(config: Config, key: str, agent_id: str, persona_id: str) -> dict[str, Any]:
+def _http_run(
+    config: Config, key: str, agent_id: str, persona_id: str, charge_persona_id: str
+) -> dict[str, Any]:
     from budgets.bench import http
     from budgets.bench.stats import latency
 
     out: dict[str, Any] = {}
     with http.serving(config.workers, Path(config.log_dir)) as server:
-        api = http.Api(port=server.port, key=key, agent_id=agent_id, persona_id=persona_id)
+        api = http.Api(
+            port=server.port,
+            key=key,
+            agent_id=agent_id,
+            persona_id=persona_id,
+            charge_persona_id=charge_persona_id,
+        )
         # Every worker loads Django lazily; give each a few requests before timing.
         for _ in range(10 * config.workers):
             http.call(api, "POST", f"{api.base}/check", http.CHECK_BODY)
@@ -116,12 +129,13 @@ def run(config: Config) -> dict[str, Any]:
 
     from budgets.apikeys import create_key
     from budgets.bench import inprocess
-    from budgets.bench.ledger import grow_ledger, setup_persona
+    from budgets.bench.ledger import CHARGE_PERSONA_ID, grow_ledger, setup_persona
     from budgets.ledger.mirror import mirror_path
     from budgets.models import Charge
 
     persona = setup_persona()
     agent_id, persona_id = persona.agent_id, persona.slug
+    charge_persona_id = setup_persona(agent_id, CHARGE_PERSONA_ID).slug
     key = create_key(scope="agent", agent_id=agent_id, name="bench")[1]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -151,13 +165,17 @@ def run(config: Config) -> dict[str, Any]:
         rounds = _scan_rounds(config, agent_id, persona_id)
         for number in range(1, config.runs + 1):
             run_out: dict[str, Any] = {
-                "inprocess": _inprocess_run(config, agent_id, persona_id, rounds)
+                "inprocess": _inprocess_run(config, agent_id, persona_id, charge_persona_id, rounds)
             }
             if not config.skip_http:
-                run_out["http"] = _http_run(config, key, agent_id, persona_id)
+                run_out["http"] = _http_run(config, key, agent_id, persona_id, charge_persona_id)
             entry["runs"].append(run_out)
             _say(config, f"{size:,}: run {number}/{config.runs} done")
+        # The measured persona's ledger is still exactly the size; the table has grown by
+        # the charges measured on the other persona.
         entry["rows_at_end"] = Charge.objects.filter(persona=persona).count()
+        entry["table_rows_at_end"] = Charge.objects.count()
+        entry["mirror_lines_at_end"] = _mirror_lines(mirror_path(agent_id, persona_id))
         results["sizes"].append(entry)
     return results
 

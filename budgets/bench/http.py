@@ -54,11 +54,16 @@ class Api:
     port: int
     key: str
     agent_id: str
-    persona_id: str
+    persona_id: str  # checked
+    charge_persona_id: str  # charged
 
     @property
     def base(self) -> str:
         return f"/api/agents/{self.agent_id}/personas/{self.persona_id}/budget"
+
+    @property
+    def charge_path(self) -> str:
+        return f"/api/agents/{self.agent_id}/personas/{self.charge_persona_id}/budget/charge"
 
     def request(self, method: str, path: str, body: bytes = b"") -> bytes:
         head = (
@@ -226,7 +231,7 @@ def measure(api: Api, kind: str, samples: int, *, warmup: int = 20) -> list[floa
                 "POST", f"{api.base}/check", b'{"estimated_cost_usd": 0.01, "reserve": true}'
             )
         elif kind == "charge":
-            raw = api.request("POST", f"{api.base}/charge", charge_body(f"http-{tag}-{i}"))
+            raw = api.request("POST", api.charge_path, charge_body(f"http-{tag}-{i}"))
         else:
             raise ValueError(f"unknown kind {kind!r}")
         started = time.perf_counter()
@@ -289,7 +294,7 @@ def wrk_available() -> bool:
 
 
 def _wrk(api: Api, kind: str, *, seconds: float, connections: int, threads: int) -> Throughput:
-    path = f"{api.base}/{'charge' if kind == 'charge' else 'check'}"
+    path = api.charge_path if kind == "charge" else f"{api.base}/check"
     script = _WRK_SCRIPT % {
         "key": api.key,
         "check_body": CHECK_BODY.decode(),
@@ -348,9 +353,8 @@ def _client(args: tuple[Api, str, float, int]) -> tuple[int, int]:
     while time.monotonic() < deadline:
         i += 1
         if kind == "charge":
-            raw = api.request(
-                "POST", f"{api.base}/charge", charge_body(f"py-{number}-{i}-{os.getpid()}")
-            )
+            request_id = f"py-{number}-{i}-{os.getpid()}"
+            raw = api.request("POST", api.charge_path, charge_body(request_id))
         else:
             raw = api.request("POST", f"{api.base}/check", CHECK_BODY)
         try:

@@ -25,6 +25,9 @@ from personas.toml_store import BudgetSpec
 
 AGENT_ID = "bench"
 PERSONA_ID = "coder"  # one of the seed personas every provisioned agent has
+# Measured charges go to the agent's other seed persona (same caps, same table), so the
+# measured persona's ledger and mirror hold exactly the size being measured.
+CHARGE_PERSONA_ID = "hermes"
 DAYS = 90
 CHUNK = 50_000
 # Caps on every window, high enough that no measured call is ever refused (a refusal is

@@ -321,7 +321,11 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
         )
     )
 
-    out.append("\n### Loading the ledgers (the charge writer, JSONL mirror included)\n\n")
+    out.append(
+        "\n### Loading the ledgers (the charge writer, JSONL mirror included)\n\n"
+        "Measured charges go to a second persona of the same agent, into the same table, so "
+        "the measured persona keeps exactly its ledger size.\n\n"
+    )
     rows = []
     for name, r in dbs:
         for e in r["sizes"]:
@@ -336,6 +340,7 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
                     f"{e['mirror_lines_at_start']:,}",
                     fmt_time(e["cold_check_ms"] * 1_000),
                     f"{e['rows_at_end']:,}",
+                    f"{e.get('table_rows_at_end', math.nan):,}",
                 ]
             )
     out.append(
@@ -348,7 +353,8 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
                 "rows/s",
                 "mirror lines",
                 "first check (counters rebuilt)",
-                "rows after the run",
+                "its rows after the runs",
+                "charges table after the runs",
             ],
             rows,
         )
