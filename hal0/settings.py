@@ -121,8 +121,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"hal0-test-{os.getpid()}.sqlite3"),
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # A dropped PostgreSQL connection is noticed before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections are kept between requests on both engines: opening one per request was
+# about 60 % of a check's time on SQLite (open the file, run init_command, register
+# functions; docs/benchmarks.md).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
