@@ -380,22 +380,23 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
     runs on another connection, cannot see the uncommitted charges, and may build the
     counter first from the charges it can see; the insert must still add its own.
 
-    The interleaving is made deterministic at one point of Django's code: right after the
-    writer's UPDATE of the day counter matched no row, a real GET runs to completion in
-    another thread (its own connection and transaction) before the writer goes on.
+    The interleaving is made deterministic at one point: right after the writer's UPDATE
+    of a counter matched no row (``counters._add`` answered False), a real GET runs to
+    completion in another thread (its own connection and transaction) before the writer
+    goes on. The wrapper only adds that pause; the writer's code runs unchanged.
     """
     from django.db import connections, transaction
-    from django.db.models.query import QuerySet
     from django.test import TestCase
 
     from budgets.ledger.writer import insert_charges
+    from budgets.services import counters
     from budgets.services.counters import find_drift
 
     persona = zoned("America/New_York")
     clock.at("America/New_York", 2026, 1, 16, 9)
     main = threading.current_thread()
     seen: list[dict[str, Any]] = []
-    original_update = QuerySet.update
+    original_add = counters._add
 
     def reader() -> None:
         try:
@@ -403,20 +404,19 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
         finally:
             connections.close_all()
 
-    def update(self: QuerySet[Any], **kwargs: Any) -> int:
-        matched: int = original_update(self, **kwargs)
-        in_writer = threading.current_thread() is main
-        if self.model is SpendCounter and not matched and in_writer and not seen:
+    def add(persona: Persona, key: Any, amount: int) -> bool:
+        matched = original_add(persona, key, amount)
+        if not matched and threading.current_thread() is main and not seen:
             thread = threading.Thread(target=reader)
             thread.start()
             thread.join(timeout=60)
         return matched
 
-    monkeypatch.setattr(QuerySet, "update", update)
+    monkeypatch.setattr(counters, "_add", add)
     row = {"ts": clock.now, "surface": "s", "model": "m", "cost_nanos": 1_500_000_000}
     with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
         insert_charges(persona, [{**row, "request_id": "imported-1"}], source="api")
-    monkeypatch.setattr(QuerySet, "update", original_update)
+    monkeypatch.setattr(counters, "_add", original_add)
 
     assert seen[0]["spend"]["today_usd"] == 0.0  # the reader ran before the commit
     assert spend(client) == (1.5, 1.5, 1.5)
