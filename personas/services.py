@@ -140,6 +140,31 @@ def _hot_persona_sql(vendor: str) -> str:
     return f"SELECT {columns} FROM {table} WHERE {qn('agent_id')} = %s AND {qn('slug')} = %s"  # noqa: S608
 
 
+@lru_cache(maxsize=4)
+def _lock_persona_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(c) for c in _HOT_COLUMNS)
+    table = qn(Persona._meta.db_table)
+    # SQLite has no row locks: there the IMMEDIATE transaction already holds the write lock.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return f"SELECT {columns} FROM {table} WHERE {qn('id')} = %s{lock}"  # noqa: S608
+
+
+def lock_persona(pk: int) -> Persona:
+    """The persona's budget row re-read under its row lock, in one plain query.
+
+    For the budget services' locked transactions (check with reserve, charge, release):
+    callers must be inside ``transaction.atomic()``. Like ``find_persona``'s answer it
+    holds the budget columns only: read it, never ``save()`` it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_persona_sql(connection.vendor), [pk])
+        values = cursor.fetchone()
+    if values is None:
+        raise Persona.DoesNotExist(f"persona {pk} no longer exists")
+    return _persona_from_row(values)
+
+
 def _persona_from_row(values: tuple[Any, ...]) -> Persona:
     fields = dict(zip(_HOT_COLUMNS, values, strict=True))
     warn_at = fields["warn_at"]

@@ -26,7 +26,7 @@ from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import usd_number
 from personas.models import Persona
-from personas.services import require_good_budget, write_budget
+from personas.services import lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
 DEFAULT_WARN_AT = Decimal("0.8")
@@ -169,7 +169,8 @@ def _lock(persona: Persona) -> Persona:
     # Check-with-reserve, charge and release of one persona must see each other's
     # effects: on PostgreSQL this row lock serializes them (other personas run in
     # parallel); on SQLite the IMMEDIATE transaction already holds the write lock.
-    return Persona.objects.select_related("agent").select_for_update().get(pk=persona.pk)
+    # One plain query (the ORM's select_for_update().get() was a fifth of a charge).
+    return lock_persona(persona.pk)
 
 
 def _require_caps(persona: Persona) -> None:
