@@ -101,7 +101,8 @@ def _http_run(
             persona_id=persona_id,
             charge_persona_id=charge_persona_id,
         )
-        # Every worker loads Django lazily; give each a few requests before timing.
+        # A worker's first requests build URL resolvers, caches and its database
+        # connection; give each worker a few before timing.
         for _ in range(10 * config.workers):
             http.call(api, "POST", f"{api.base}/check", http.CHECK_BODY)
         for kind in ("check", "check_reserve", "charge"):
