@@ -11,6 +11,11 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 NANOS_PER_USD = 1_000_000_000
 # Anything above a billion dollars is a client bug, not a budget.
 MAX_USD = Decimal(1_000_000_000)
+# The most one persona's charges (and its charges plus active holds) may add up to. Window
+# counters and sums are 64-bit integers of nano-USD, which end at about 9.22 billion USD:
+# past that PostgreSQL refuses the update (the charge would be lost with a 500) and SQLite
+# turns the counter into a float. Ten charges of a billion would get there.
+LEDGER_MAX_NANOS = 9_000_000_000 * NANOS_PER_USD
 _NANO = Decimal("1e-9")
 
 

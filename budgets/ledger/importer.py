@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hal0.money import MoneyError, parse_usd
+from hal0.money import LEDGER_MAX_NANOS, MoneyError, parse_usd, usd_number
 from hal0.parsers import loads
 from personas.models import Persona
 
@@ -146,13 +146,25 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def import_file(path: Path, *, persona: Persona, batch_size: int = BATCH) -> ImportResult:
     """Import a hal0 ``spend.jsonl``; safe to run again (already present lines are skipped)."""
+    from django.db.models import Sum
+
     from budgets.ledger.writer import insert_charges
     from budgets.models import Charge
 
     result = ImportResult()
     pending: dict[str, dict[str, Any]] = {}
+    numbers: dict[str, int] = {}  # import key -> its line number, for the limit below
+    # The persona's recorded spend, kept up to date as lines go in: a line that would take
+    # it past LEDGER_MAX_NANOS (the 64-bit counters' room) is refused like a malformed one.
+    total = int(Charge.objects.filter(persona=persona).aggregate(t=Sum("cost_nanos"))["t"] or 0)
+
+    def malformed(number: int, reason: str) -> None:
+        result.malformed += 1
+        if len(result.problems) < MAX_REPORTED:
+            result.problems.append((number, reason))
 
     def flush() -> None:
+        nonlocal total
         if not pending:
             return
         present = set(
@@ -160,12 +172,26 @@ def import_file(path: Path, *, persona: Persona, batch_size: int = BATCH) -> Imp
                 "import_key", flat=True
             )
         )
-        rows = [row for key, row in pending.items() if key not in present]
+        rows = []
+        for key, row in pending.items():
+            if key in present:
+                continue
+            cost = row["cost_nanos"] or 0
+            if total + cost > LEDGER_MAX_NANOS:
+                malformed(
+                    numbers[key],
+                    "cost_usd would take this persona's recorded spend past "
+                    f"{usd_number(LEDGER_MAX_NANOS):.0f} USD, the most its ledger holds",
+                )
+                continue
+            total += cost
+            rows.append(row)
         result.skipped += len(present)
         if rows:
             insert_charges(persona, rows, source=Charge.Source.IMPORT)
             result.imported += len(rows)
         pending.clear()
+        numbers.clear()
 
     for number, raw in _lines(path):
         if not raw.strip():
@@ -173,15 +199,16 @@ def import_file(path: Path, *, persona: Persona, batch_size: int = BATCH) -> Imp
         try:
             row = parse_hal0_line(raw, persona_id=persona.slug)
         except _Malformed as exc:
-            result.malformed += 1
-            if len(result.problems) < MAX_REPORTED:
-                result.problems.append((number, str(exc)))
+            malformed(number, str(exc))
             continue
         if row["import_key"] in pending:
             result.skipped += 1  # the same line twice in one batch
             continue
         pending[row["import_key"]] = row
+        numbers[row["import_key"]] = number
         if len(pending) >= batch_size:
             flush()
     flush()
+    # Lines past the limit are found at a batch's end: list every problem in file order.
+    result.problems.sort()
     return result

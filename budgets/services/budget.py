@@ -24,7 +24,7 @@ from budgets.models import Charge, Hold
 from budgets.services.counters import WindowSpend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
-from hal0.money import usd_number
+from hal0.money import LEDGER_MAX_NANOS, usd_number
 from personas.models import Persona
 from personas.services import lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
@@ -212,7 +212,8 @@ def _check(
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
-    verdict = evaluate(spec, *spend_and_held(persona, w, now), estimate)
+    spend, held = spend_and_held(persona, w, now)
+    verdict = evaluate(spec, spend, held, estimate)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -222,6 +223,14 @@ def _check(
         "limit": verdict.limit,
     }
     if reserve and verdict.allowed:
+        if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
+            # Only without a lifetime cap: the holds' sum must stay a 64-bit integer.
+            raise BadRequest(
+                "estimated_cost_usd would take this persona's spend and holds past "
+                f"{usd_number(LEDGER_MAX_NANOS):.0f} USD, the most its ledger holds",
+                code="budget.invalid_estimate",
+                details={"key": "estimated_cost_usd"},
+            )
         seconds = ttl if ttl is not None else settings.HAL0_HOLD_TTL_S
         hold = Hold.objects.create(
             id="hold_" + secrets.token_urlsafe(18),
@@ -281,6 +290,14 @@ def _hold_resolved(hold: Hold) -> Conflict:
     )
 
 
+def _charged_before(persona: Persona, request_id: str) -> bool:
+    return (
+        Charge.objects.filter(persona=persona, request_id=request_id)
+        .exclude(source=Charge.Source.IMPORT)
+        .exists()
+    )
+
+
 def budget_charge(
     *,
     persona: Persona,
@@ -330,6 +347,15 @@ def budget_charge(
         )
         if settles and hold is not None and hold.expires_at > now:
             held -= hold.amount_nanos
+        if after.lifetime > LEDGER_MAX_NANOS and not _charged_before(row, request_id):
+            # The counters are 64-bit integers: refused rather than overflowed (a 500 that
+            # loses the charge on PostgreSQL). A retry of a recorded charge still replays.
+            raise BadRequest(
+                "cost_usd would take this persona's recorded spend past "
+                f"{usd_number(LEDGER_MAX_NANOS):.0f} USD, the most its ledger holds",
+                code="budget.invalid_charge",
+                details={"key": "cost_usd"},
+            )
         response: dict[str, Any] = dict(_state(spec, w, after, held))
         response["recorded"] = True
         response["row"] = {
