@@ -149,7 +149,11 @@ class ChargeRequestSerializer(serializers.Serializer[Any]):
         help_text="idempotency key per persona: the same body again returns the first "
         "answer; another body with this id is 409 `charge.conflict`"
     )
-    hold_id = serializers.CharField(required=False, help_text="extension: settles this hold")
+    hold_id = serializers.CharField(
+        required=False,
+        help_text="extension: settles this hold of the persona if it is still active. The "
+        "charge is recorded whatever the hold's state: the money is already spent",
+    )
     input_tokens = serializers.IntegerField(required=False, min_value=0)
     output_tokens = serializers.IntegerField(required=False, min_value=0)
 
@@ -162,9 +166,27 @@ class ChargeRowSerializer(serializers.Serializer[Any]):
     request_id = serializers.CharField()
 
 
+class ChargedHoldSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField(help_text="the `hold_id` sent, cut to 64 characters")
+    settled = serializers.BooleanField(help_text="true only when this charge settled the hold")
+    state = serializers.ChoiceField(
+        ["settled", "released", "not_found"],
+        help_text="the hold's state after this charge: `settled` (by this charge, or by an "
+        "earlier one when `settled` is false), `released` (given back before, left so), "
+        "`not_found` (no such hold for this persona; another persona's hold reads the same)",
+    )
+
+
 class ChargeResponseSerializer(BudgetStateSerializer):
-    recorded = serializers.BooleanField()
+    recorded = serializers.BooleanField(help_text="always true: a valid charge is recorded")
     row = ChargeRowSerializer()
+    hold = ChargedHoldSerializer(
+        required=False,
+        help_text="extension: only when `hold_id` was sent. A charge naming a hold that is "
+        "already settled or released, or is unknown, is still recorded in full (the money is "
+        "already spent) and leaves that hold as it is: a hold resolves at most once. A "
+        "replay answers the same `hold` as the first time",
+    )
 
 
 class ReleasedHoldSerializer(HoldSerializer):
@@ -201,8 +223,6 @@ CHARGE_ERRORS = error_responses(
     "budget.invalid_body",
     "budget.invalid_charge",
     "charge.conflict",
-    "hold.not_found",
-    "hold.resolved",
     "request.too_large",
 )
 RELEASE_ERRORS = error_responses(
@@ -235,6 +255,17 @@ CHARGE_EXAMPLES = [
             "model": "anthropic/claude-3.7-sonnet",
             "cost_usd": 0.0421,
             "request_id": "req_abc",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "charge settling a hold",
+        value={
+            "surface": "openrouter",
+            "model": "anthropic/claude-3.7-sonnet",
+            "cost_usd": 0.1834,
+            "request_id": "req_def",
+            "hold_id": "hold_iOEmf8_SwKXL9Sfu-r38NldX",
         },
         request_only=True,
     ),

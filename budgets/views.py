@@ -154,7 +154,7 @@ class CheckView(APIView):
 
 
 class ChargeView(APIView):
-    """Record what a call cost. Never refused for being over a cap."""
+    """Record what a call cost. Never refused for being over a cap, nor for its hold."""
 
     @extend_schema(
         operation_id="budget_charge",

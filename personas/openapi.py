@@ -26,8 +26,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "budget.invalid_charge": (400, "surface/model/request_id or cost missing or invalid"),
     "charge.conflict": (409, "request_id reused with a different body"),
     "budget.invalid_hold": (400, "reserve not a boolean, or hold_ttl_s not 1 to the maximum"),
-    "hold.not_found": (404, "no such hold for this persona"),
-    "hold.resolved": (409, "the hold was already settled or released"),
+    "hold.not_found": (404, "release: no such hold for this persona"),
+    "hold.resolved": (409, "release: the hold was already settled or released"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }

@@ -290,6 +290,22 @@ def _hold_resolved(hold: Hold) -> Conflict:
     )
 
 
+def _hold_outcome(hold_id: str, hold: Hold | None, settles: bool) -> dict[str, Any]:
+    """What a charge did to the hold it named, for its answer.
+
+    The charge is recorded whatever the hold's state (the money is already spent); only
+    an active hold is settled, so a hold still resolves at most once. Another persona's
+    hold was never looked up, so it reads exactly like an unknown id.
+    """
+    if hold is None:
+        state = "not_found"
+    else:
+        state = Hold.State.SETTLED.value if settles else str(hold.state)
+    # Cut like the error details: an id is at most 200 characters, and no more than 64
+    # of them are echoed back.
+    return {"id": hold_id[:64], "settled": settles, "state": state}
+
+
 def _charged_before(persona: Persona, request_id: str) -> bool:
     return (
         Charge.objects.filter(persona=persona, request_id=request_id)
@@ -311,7 +327,11 @@ def budget_charge(
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Record money already spent. Never refused for being over a cap.
+    """Record money already spent. Never refused for being over a cap, nor for its hold.
+
+    With ``hold_id`` an active hold of this persona is settled; a hold that is settled or
+    released already, or is not this persona's, is left alone and the charge is recorded
+    all the same. The answer's ``hold`` says which.
 
     Idempotent on (persona, request_id): the same body again returns the first response
     and records nothing; another body with that request_id is 409 ``charge.conflict``.
@@ -331,8 +351,6 @@ def budget_charge(
         hold: Hold | None = None
         if hold_id is not None:
             hold = Hold.objects.filter(pk=hold_id, persona=row).first()
-            if hold is None:
-                raise _hold_not_found(hold_id)
         settles = hold is not None and hold.state == Hold.State.ACTIVE
 
         # The response is computed before the insert and stored on the row, because a
@@ -365,6 +383,9 @@ def budget_charge(
             "cost_usd": usd_number(cost_nanos),
             "request_id": request_id,
         }
+        if hold_id is not None:
+            # Part of the stored answer, so a replay says what the first charge did.
+            response["hold"] = _hold_outcome(hold_id, hold, settles)
         try:
             # Idempotency by the unique (persona, request_id) constraint, inside this
             # transaction: a savepoint so a duplicate leaves the outer transaction usable.
@@ -406,11 +427,9 @@ def budget_charge(
                 ) from None
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
-        if hold is not None and not settles:
-            # Not a replay, and the hold was settled or released before: refuse, and the
-            # transaction rolls the insert back.
-            raise _hold_resolved(hold)
-        if hold is not None:
+        if settles and hold is not None:
+            # Under the persona's lock: the first charge to name an active hold settles it,
+            # every later one finds it resolved and leaves it alone.
             Hold.objects.filter(pk=hold.pk).update(state=Hold.State.SETTLED, resolved_at=now)
     return response
 

@@ -1,5 +1,8 @@
 """Holds over HTTP (extension): reserve on check, count as spent, settle, release, expire.
 
+A charge naming a hold is always recorded (the money is already spent); it settles the
+hold only when the hold is this persona's and still active, and says so in its ``hold``.
+
 The ``clock`` fixture fixes ``django.utils.timezone.now`` (where the budget services read
 the time when the views pass no ``now``), so expiry is tested by moving the clock, never
 by sleeping.
@@ -8,14 +11,18 @@ by sleeping.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 from django.utils import timezone as django_timezone
 from rest_framework.test import APIClient
 
+from budgets.ledger import mirror
 from budgets.models import Charge, Hold
+from budgets.services import budget_charge
 from personas.models import Persona
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +49,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 @pytest.fixture
 def client() -> APIClient:
     return APIClient()
+
+
+Committing = Callable[..., AbstractContextManager[Any]]
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks: Committing) -> Callable[[], Any]:
+    """``with committed(): ...`` runs the after-commit callbacks (the mirror append) at the
+    end of the block, as the real commit of the request would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def mirrored_request_ids(persona: Persona) -> list[str]:
+    path = mirror.mirror_path(persona.agent_id, persona.slug)
+    if not path.exists():
+        return []
+    return [json.loads(line)["request_id"] for line in path.read_bytes().splitlines()]
 
 
 @pytest.fixture
@@ -250,6 +274,7 @@ def test_a_charge_may_settle_a_hold_that_expired_and_is_recorded_in_full(
     body = response.json()
     assert body["spend"]["today_usd"] == 0.45
     assert body["held_usd"] == 0.1  # the expired hold was no longer counted anyway
+    assert body["hold"] == {"id": hold["id"], "settled": True, "state": "settled"}
     assert Hold.objects.get(pk=hold["id"]).state == "settled"
 
 
@@ -268,6 +293,7 @@ def test_a_charge_with_hold_id_settles_the_hold_at_the_actual_cost(
     assert response.status_code == 200
     body = response.json()
     assert body["recorded"] is True
+    assert body["hold"] == {"id": hold["id"], "settled": True, "state": "settled"}
     assert body["held_usd"] == 0.05  # only the other hold is still reserved
     assert body["spend"]["today_usd"] == cost
     assert body["remaining"]["daily_usd"] == float(f"{1.0 - cost:.9f}")
@@ -281,60 +307,133 @@ def test_a_charge_with_hold_id_settles_the_hold_at_the_actual_cost(
     assert after == float(f"{1.0 - cost - 0.05:.9f}")
 
 
-def test_a_hold_settled_twice_is_409_hold_resolved_and_records_nothing(
+def test_a_charge_without_hold_id_answers_no_hold_key(
     client: APIClient, clock: Clock, coder: Persona
 ) -> None:
-    hold = reserve(client, 0.3)
-    assert charge(client, 0.2, "req-1", hold_id=hold["id"]).status_code == 200
+    reserve(client, 0.3)
 
-    error = error_of(charge(client, 0.2, "req-2", hold_id=hold["id"]), 409)
+    body = charge(client, 0.2, "req-1").json()
 
-    assert error["code"] == "hold.resolved"
-    assert error["details"] == {"hold_id": hold["id"], "state": "settled"}
-    assert hold["id"] in error["message"]
-    assert list(Charge.objects.values_list("request_id", flat=True)) == ["req-1"]
-    assert state(client)["spend"]["today_usd"] == 0.2
+    assert "hold" not in body
+    assert Charge.objects.get(request_id="req-1").hold_id is None
+    assert Hold.objects.get().state == "active"
 
 
-def test_replaying_the_charge_that_settled_a_hold_returns_the_first_answer(
-    client: APIClient, clock: Clock, coder: Persona
+def test_a_second_charge_naming_a_settled_hold_is_recorded_and_leaves_the_hold_alone(
+    client: APIClient, clock: Clock, coder: Persona, committed: Callable[[], Any]
 ) -> None:
     hold = reserve(client, 0.3)
-    first = charge(client, 0.2, "req-1", hold_id=hold["id"])
-    clock.advance(10)
+    with committed():
+        assert charge(client, 0.2, "req-1", hold_id=hold["id"]).status_code == 200
+    clock.advance(5)
 
-    again = charge(client, 0.2, "req-1", hold_id=hold["id"])
+    with committed():
+        response = charge(client, 0.15, "req-2", hold_id=hold["id"])
 
-    assert again.status_code == 200
-    assert again.json() == first.json()
-    assert Charge.objects.count() == 1
+    assert response.status_code == 200
+    body = response.json()
+    assert body["recorded"] is True
+    assert body["hold"] == {"id": hold["id"], "settled": False, "state": "settled"}
+    assert body["spend"]["today_usd"] == 0.35  # both charges count
+    assert body["held_usd"] == 0.0
+    assert body["row"]["request_id"] == "req-2"
+    # The hold is settled by the first charge only, and keeps the time it was settled.
+    settled = Hold.objects.get(pk=hold["id"])
+    assert (settled.state, settled.resolved_at) == ("settled", T0)
+    rows = dict(Charge.objects.values_list("request_id", "hold_id"))
+    assert rows == {"req-1": hold["id"], "req-2": None}
+    assert mirrored_request_ids(coder) == ["req-1", "req-2"]
+    assert state(client)["spend"]["today_usd"] == 0.35
 
 
-def test_a_charge_with_a_released_hold_is_409_and_a_retry_without_it_is_recorded(
-    client: APIClient, clock: Clock, coder: Persona
+def test_a_charge_naming_a_released_hold_is_recorded_and_the_hold_stays_released(
+    client: APIClient, clock: Clock, coder: Persona, committed: Callable[[], Any]
 ) -> None:
     hold = reserve(client, 0.3)
     assert release(client, hold["id"]).status_code == 200
+    clock.advance(5)
 
-    error = error_of(charge(client, 0.25, "req-1", hold_id=hold["id"]), 409)
+    with committed():
+        response = charge(client, 0.25, "req-1", hold_id=hold["id"])
 
-    assert error["code"] == "hold.resolved"
-    assert error["details"] == {"hold_id": hold["id"], "state": "released"}
-    assert not Charge.objects.exists()  # refused whole: no row, no counter moved
-    assert state(client)["spend"]["today_usd"] == 0.0
-    retry = charge(client, 0.25, "req-1")
-    assert retry.status_code == 200
-    assert retry.json()["spend"]["today_usd"] == 0.25
+    assert response.status_code == 200
+    body = response.json()
+    assert body["hold"] == {"id": hold["id"], "settled": False, "state": "released"}
+    assert (body["spend"]["today_usd"], body["held_usd"]) == (0.25, 0.0)
+    released = Hold.objects.get(pk=hold["id"])
+    assert (released.state, released.resolved_at) == ("released", T0)
+    assert Charge.objects.get(request_id="req-1").hold_id is None
+    assert mirrored_request_ids(coder) == ["req-1"]
+    assert state(client)["spend"]["today_usd"] == 0.25
+    assert error_of(release(client, hold["id"]), 409)["code"] == "hold.resolved"
 
 
-def test_a_charge_with_an_unknown_hold_id_is_404_and_records_nothing(
+@pytest.mark.parametrize("hold_id", ["hold_nope", "x", "h" * 64, "h" * 200])
+def test_a_charge_naming_an_unknown_hold_is_recorded_and_says_not_found(
+    client: APIClient, clock: Clock, coder: Persona, committed: Callable[[], Any], hold_id: str
+) -> None:
+    with committed():
+        response = charge(client, 0.25, "req-1", hold_id=hold_id)
+
+    assert response.status_code == 200
+    body = response.json()
+    # The id is echoed cut to 64 characters, as error details cut ids.
+    assert body["hold"] == {"id": hold_id[:64], "settled": False, "state": "not_found"}
+    assert body["spend"]["today_usd"] == 0.25
+    assert Charge.objects.get(request_id="req-1").hold_id is None
+    assert mirrored_request_ids(coder) == ["req-1"]
+    assert not Hold.objects.exists()
+
+
+@pytest.mark.parametrize("before", ["active", "settled", "released", "unknown"])
+def test_a_replay_of_a_charge_with_hold_id_answers_byte_for_byte_with_its_hold(
+    client: APIClient, clock: Clock, coder: Persona, before: str
+) -> None:
+    hold_id = "hold_unknown" if before == "unknown" else reserve(client, 0.3)["id"]
+    if before == "settled":
+        assert charge(client, 0.1, "settles", hold_id=hold_id).status_code == 200
+    if before == "released":
+        assert release(client, hold_id).status_code == 200
+    first = charge(client, 0.2, "req-1", hold_id=hold_id)
+    assert first.status_code == 200
+    assert b'"hold":{"id":"' + hold_id.encode() + b'","settled":' in first.content
+    clock.advance(10)
+
+    again = charge(client, 0.2, "req-1", hold_id=hold_id)
+
+    assert again.status_code == 200
+    # Even when the first charge settled the hold (it reads "settled" by now), the replay
+    # tells what the first charge did.
+    assert again.content == first.content
+    assert Charge.objects.filter(request_id="req-1").count() == 1
+
+
+def test_the_service_echoes_at_most_64_characters_of_a_long_hold_id(
+    clock: Clock, coder: Persona
+) -> None:
+    # The API refuses a hold_id over 200 characters; the service, which the admin and the
+    # commands call too, never echoes more than 64 of whatever it is given.
+    answer = budget_charge(
+        persona=coder, surface="s", model="m", cost_nanos=1, request_id="r", hold_id="h" * 300
+    )
+
+    assert answer["hold"] == {"id": "h" * 64, "settled": False, "state": "not_found"}
+    assert answer["recorded"] is True
+    assert Charge.objects.get().request_id == "r"
+
+
+def test_the_same_request_id_naming_another_hold_is_409_charge_conflict(
     client: APIClient, clock: Clock, coder: Persona
 ) -> None:
-    error = error_of(charge(client, 0.25, "req-1", hold_id="hold_nope"), 404)
+    hold = reserve(client, 0.3)
+    other = reserve(client, 0.3)
+    assert charge(client, 0.2, "req-1", hold_id=hold["id"]).status_code == 200
 
-    assert error["code"] == "hold.not_found"
-    assert error["details"] == {"hold_id": "hold_nope"}
-    assert not Charge.objects.exists()
+    error = error_of(charge(client, 0.2, "req-1", hold_id=other["id"]), 409)
+
+    assert error["code"] == "charge.conflict"
+    assert Hold.objects.get(pk=other["id"]).state == "active"
+    assert Charge.objects.count() == 1
 
 
 # --- release --------------------------------------------------------------------------------
@@ -424,31 +523,49 @@ def test_release_needs_post(client: APIClient, clock: Clock, coder: Persona) -> 
 
 
 @pytest.mark.parametrize(
-    "other_url",
+    ("other_agent", "other_slug"),
     [
-        "/api/agents/hermes/personas/hermes/budget",  # same agent, another persona
-        "/api/agents/atlas/personas/coder/budget",  # same persona id, another agent
+        ("hermes", "hermes"),  # same agent, another persona
+        ("atlas", "coder"),  # same persona id, another agent
     ],
 )
-def test_a_hold_of_another_persona_is_not_found_and_stays_active(
+def test_a_hold_of_another_persona_reads_as_unknown_and_stays_active(
     client: APIClient,
     clock: Clock,
     coder: Persona,
     make_persona: Callable[..., Persona],
-    other_url: str,
+    committed: Callable[[], Any],
+    other_agent: str,
+    other_slug: str,
 ) -> None:
-    make_persona("hermes", "hermes", "daily_usd = 1.0\n")
-    make_persona("atlas", "coder", "daily_usd = 1.0\n")
+    other_persona = make_persona(other_agent, other_slug, "daily_usd = 1.0\n")
+    other_url = f"/api/agents/{other_agent}/personas/{other_slug}/budget"
     hold = reserve(client, 0.6)
 
     released = error_of(release(client, hold["id"], other_url), 404)
-    charged = error_of(charge(client, 0.5, "req-x", other_url, hold_id=hold["id"]), 404)
+    with committed():
+        charged = charge(client, 0.5, "req-x", other_url, hold_id=hold["id"])
+        unknown = charge(client, 0.5, "req-y", other_url, hold_id="hold_unknown")
 
-    assert released["code"] == charged["code"] == "hold.not_found"
-    assert Hold.objects.get(pk=hold["id"]).state == "active"
-    assert not Charge.objects.exists()
+    assert released["code"] == "hold.not_found"
+    # Recorded on the persona of the URL; the answer says no more than for an unknown id.
+    assert charged.status_code == unknown.status_code == 200
+    assert charged.json()["hold"] == {"id": hold["id"], "settled": False, "state": "not_found"}
+    assert unknown.json()["hold"] == {"id": "hold_unknown", "settled": False, "state": "not_found"}
+    assert set(charged.json()) == set(unknown.json())
+    assert charged.json()["spend"]["today_usd"] == 0.5
+    row = Charge.objects.get(request_id="req-x")
+    assert (row.persona_id, row.hold_id) == (other_persona.pk, None)
+    assert mirrored_request_ids(other_persona) == ["req-x", "req-y"]
+    # The hold's persona: untouched.
+    untouched = Hold.objects.get(pk=hold["id"])
+    assert (untouched.state, untouched.resolved_at) == ("active", None)
+    assert not Charge.objects.filter(persona=coder).exists()
+    assert mirrored_request_ids(coder) == []
     assert state(client)["held_usd"] == 0.6
+    assert state(client)["spend"]["today_usd"] == 0.0
     assert state(client, other_url)["held_usd"] == 0.0
+    assert state(client, other_url)["spend"]["today_usd"] == 1.0
 
 
 # --- invalid reserve / hold_ttl_s -----------------------------------------------------------

@@ -101,6 +101,29 @@ def test_budget_put_documents_operator_only_and_check_documents_its_codes(
     assert "charge.conflict" in charge["409"]["description"]
 
 
+def test_a_charge_documents_no_hold_error_and_release_keeps_both(
+    schema: dict[str, Any],
+) -> None:
+    base = "/api/agents/{agent_id}/personas/{persona_id}/budget"
+    charge = schema["paths"][base + "/charge"]["post"]
+    release = schema["paths"][base + "/holds/{hold_id}/release"]["post"]["responses"]
+
+    described = " ".join(r.get("description", "") for r in charge["responses"].values())
+    assert "hold." not in described  # a valid charge is recorded whatever its hold
+    assert "hold.not_found" in release["404"]["description"]
+    assert "hold.resolved" in release["409"]["description"]
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref: str = node["allOf"][0]["$ref"] if "allOf" in node else node["$ref"]
+        found: dict[str, Any] = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        return found
+
+    shape = resolve(_component(schema, charge)["properties"]["hold"])
+    assert set(shape["properties"]) == {"id", "settled", "state"}
+    states = resolve(shape["properties"]["state"])["enum"]
+    assert set(states) == {"settled", "released", "not_found"}
+
+
 def test_the_docs_page_loads_only_local_assets(client: Client) -> None:
     response = client.get("/api/docs/")
 
@@ -138,6 +161,15 @@ def test_documented_response_shapes_match_what_the_api_answers(
             api_client.post(
                 url + "/charge",
                 {"surface": "s", "model": "m", "cost_usd": 0.1, "request_id": "r1"},
+                format="json",
+            ),
+        ),
+        (
+            "post",
+            base + "/charge",
+            api_client.post(
+                url + "/charge",
+                {"surface": "s", "model": "m", "cost_usd": 0.1, "request_id": "r2", "hold_id": "h"},
                 format="json",
             ),
         ),
