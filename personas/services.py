@@ -271,7 +271,7 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         return None
     row = Persona.objects.filter(agent=agent, slug=persona_id).first()
     if row is not None and row.file_signature == sig and not force:
-        return SyncResult(row, "unchanged")
+        return SyncResult(row, _settled(row))
     with transaction.atomic():
         created = False
         if row is None:
@@ -289,10 +289,19 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
             # malformed (the last good caps stay), never a 500.
             data, error = None, f"the file cannot be read ({exc.strerror or type(exc).__name__})"
         if row.file_signature == sig and not created and not force:
-            return SyncResult(row, "unchanged")
+            return SyncResult(row, _settled(row))
         if data is None:
             return SyncResult(row, _mark_malformed(row, error, sig, ""))
         return SyncResult(row, _apply_file(row, data, sig, created=created))
+
+
+def _settled(row: Persona) -> Outcome:
+    """The outcome for a file already read at its current signature.
+
+    A file that was malformed when it was read (by a request, say) is still malformed:
+    ``reprovision`` must report it and fail, whoever saw the breakage first.
+    """
+    return "malformed" if row.load_error else "unchanged"
 
 
 def _set_budget(row: Persona, spec: BudgetSpec) -> None:
@@ -533,7 +542,7 @@ def _preview(agent_id: str, agent: Agent | None, persona_id: str) -> Outcome:
     if agent is not None:
         row = Persona.objects.filter(agent=agent, slug=persona_id).first()
     if row is not None and row.file_signature == signature(path):
-        return "unchanged"
+        return _settled(row)
     try:
         spec = parse_persona_text(decode(path.read_bytes()), stem=persona_id)
     except PersonaMalformed:

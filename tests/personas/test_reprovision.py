@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from personas import seeds
 from personas.models import Agent, BudgetChange, Persona
@@ -223,6 +224,25 @@ def test_a_malformed_file_fails_the_run_and_keeps_the_last_good_caps(data_dir: P
     row = Persona.objects.get(slug="coder")
     assert row.daily_cap_nanos == USD
     assert row.load_error == "[persona.budget] daily_usd must be >= 0"
+
+
+def test_a_file_a_request_already_found_malformed_still_fails_the_run(data_dir: Path) -> None:
+    """The server notices a broken file first (a GET re-reads it and records the error);
+    reprovision afterwards must still report it and exit non-zero, every time."""
+    run("hermes")
+    path = folder(data_dir) / "coder.toml"
+    stat = path.stat()
+    path.write_text(seeds.CODER.text + "daily_usd = = 3\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    body = APIClient().get("/api/agents/hermes/personas/coder").json()
+    assert body["load_error"].startswith("TOML syntax error")
+
+    for args in (("hermes",), ("hermes",), ("hermes", "--dry-run")):
+        out, err, message = run_failing(*args)
+
+        assert out.splitlines()[0].startswith("hermes: created 0, updated 0, unchanged 1")
+        assert "agents/hermes/personas/coder.toml is malformed: TOML syntax error" in err
+        assert message.startswith("1 persona file is malformed")
 
 
 @pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "Hermes", "a" * 65, "", "_x"])
