@@ -214,11 +214,36 @@ def list_personas(agent: Agent) -> list[Persona]:
     return [result.persona for result in found if result is not None]
 
 
+class _NotTheRowsVersion(Exception):
+    """The file changed after the row was synced: its spec is used once, never cached."""
+
+    def __init__(self, spec: PersonaSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+
+@lru_cache(maxsize=1024)
+def _spec_of_version(agent_id: str, persona_id: str, sha256: str) -> PersonaSpec:
+    # Keyed by the content hash the row was synced from: while the file is unchanged (its
+    # stat signature matched, so the row is current) a request never re-parses it.
+    # Exceptions are not cached, so a file that moved on is parsed again next time.
+    data = paths.persona_file(agent_id, persona_id).read_bytes()
+    spec = parse_persona_text(decode(data), stem=persona_id)
+    if sha256_bytes(data) != sha256:
+        raise _NotTheRowsVersion(spec)
+    return spec
+
+
 def persona_spec(persona: Persona) -> PersonaSpec | None:
-    """The persona's file parsed now (prompt, model...), ``None`` if unreadable."""
+    """The persona's file parsed (prompt, model...), ``None`` if unreadable.
+
+    Parsed once per version of the file and worker; ``persona`` must be synced (it comes
+    from ``resolve_persona``), so its ``content_sha256`` names the version on disk.
+    """
     try:
-        data = paths.persona_file(persona.agent_id, persona.slug).read_bytes()
-        return parse_persona_text(decode(data), stem=persona.slug)
+        return _spec_of_version(persona.agent_id, persona.slug, persona.content_sha256)
+    except _NotTheRowsVersion as stale:
+        return stale.spec
     except (OSError, PersonaMalformed):
         return None
 
