@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ _CAP_ATTRS: dict[str, str] = {
     "lifetime_usd": "lifetime_nanos",
     "per_call_max_usd": "per_call_nanos",
 }
+# A "\n" that does not end a "\r\n".
+_BARE_LF = re.compile(r"(?<!\r)\n")
 # The row stores warn_at as DECIMAL(6, 4): more digits would be rounded silently.
 WARN_AT_PLACES = 4
 TIMEZONE_MAX_LEN = 64
@@ -328,7 +331,12 @@ def render_budget(text: str, spec: BudgetSpec) -> str:
     for key, value in spec.extra.items():
         if key not in budget:
             budget[key] = value
-    return tomlkit.dumps(doc)
+    out = tomlkit.dumps(doc)
+    if "\r\n" in text and _BARE_LF.search(text) is None:
+        # tomlkit writes new lines as "\n"; a file saved with Windows line endings keeps
+        # them on every line, old or new, instead of ending up mixed.
+        out = _BARE_LF.sub("\r\n", out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from decimal import Decimal
 from pathlib import Path
 
@@ -315,6 +316,22 @@ def test_a_value_the_file_already_holds_keeps_its_spelling() -> None:
     assert "monthly_usd = 1e2" in out
 
 
+def test_a_file_with_windows_line_endings_keeps_them_on_every_line() -> None:
+    text = FULL.replace("\n", "\r\n")
+    spec = parse_persona_text(text, stem="coder").budget
+    assert render_budget(text, spec) == text
+
+    out = render_budget(text, BudgetSpec(**{**spec.__dict__, "daily_nanos": USD, "timezone": None}))
+
+    assert "\n" not in out.replace("\r\n", "")
+    assert out.replace("\r\n", "\n") == render_budget(
+        FULL, BudgetSpec(**{**spec.__dict__, "daily_nanos": USD, "timezone": None})
+    )
+    added = render_budget(persona_text(None).replace("\n", "\r\n"), BudgetSpec(daily_nanos=USD))
+    assert added.endswith("[persona.budget]\r\ndaily_usd = 1.0\r\nhard_cap = true\r\n")
+    assert "\n" not in added.replace("\r\n", "")
+
+
 def test_new_keys_are_appended_to_the_block() -> None:
     out = render_budget(persona_text("hard_cap = true\n"), BudgetSpec(lifetime_nanos=10 * USD))
 
@@ -334,6 +351,50 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path) 
     assert path.read_text() == "two\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["coder.toml"]
     assert path.stat().st_mode & 0o777 == 0o640  # the operator's permissions are kept
+
+
+def test_write_atomic_fsyncs_the_file_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real calls run; the spies only note what was synced, and in which order."""
+    path = tmp_path / "coder.toml"
+    path.write_text("old\n")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append((f"fsync {kind}", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("rename", f"{Path(src).name} -> {Path(dst).name}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+
+    write_atomic(path, "new\n")
+
+    assert [kind for kind, _ in events] == ["fsync file", "rename", "fsync dir"]
+    temp = Path(events[0][1])
+    assert temp.parent == tmp_path  # same folder, so the rename is atomic
+    assert temp.name.startswith(".coder.toml.")
+    assert events[1][1] == f"{temp.name} -> coder.toml"
+    assert events[2][1] == str(tmp_path)
+    assert path.read_text() == "new\n"
+
+
+def test_a_failed_write_leaves_the_old_file_whole_and_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "personas" / "coder.toml"
+    path.parent.mkdir()
+    path.write_text("old\n")
+
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(path, "new \ud800 text\n")  # a lone surrogate cannot be encoded
+
+    assert path.read_text() == "old\n"
+    assert [p.name for p in path.parent.iterdir()] == ["coder.toml"]
 
 
 def test_the_signature_changes_when_the_file_is_replaced_or_grows(tmp_path: Path) -> None:
