@@ -244,9 +244,11 @@ def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
     persona = doc.get("persona")
     if not isinstance(persona, dict):
         raise PersonaMalformed("missing [persona] table")
-    persona_id = persona.get("id")
-    if not isinstance(persona_id, str) or not persona_id:
+    if "id" not in persona:
         raise PersonaMalformed("[persona].id is missing")
+    persona_id = persona["id"]
+    if not isinstance(persona_id, str) or not persona_id:
+        raise PersonaMalformed("[persona].id must be a non-empty string")
     if persona_id != stem:
         shown = persona_id[:TIMEZONE_MAX_LEN]
         raise PersonaMalformed(
