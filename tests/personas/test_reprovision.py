@@ -275,6 +275,26 @@ def test_all_covers_agent_folders_and_agent_rows(data_dir: Path) -> None:
     assert sorted(Agent.objects.values_list("id", flat=True)) == ["from-db", "from-disk"]
 
 
+def test_all_without_any_agent_says_so_and_writes_nothing(data_dir: Path) -> None:
+    out, err = run("--all")
+
+    assert out.strip() == (
+        "no agents yet (no agent folder, no agent in the database): "
+        "name one to create it, e.g. reprovision hermes"
+    )
+    assert err == ""
+    assert list(data_dir.iterdir()) == []
+
+
+def test_an_agent_named_twice_is_provisioned_once(data_dir: Path) -> None:
+    out, _ = run("hermes", "hermes")
+
+    assert out.splitlines() == [
+        "hermes: created 2, updated 0, unchanged 0",
+        "  created agent hermes",
+    ]
+
+
 def test_files_whose_names_are_not_ids_are_skipped_with_a_warning(data_dir: Path) -> None:
     run("hermes")
     (folder(data_dir) / "My Persona.toml").write_text('[persona]\nid = "x"\n')

@@ -40,9 +40,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        agent_ids: list[str] = list(options["agent_ids"])
+        # Each agent once, in the order given: "reprovision a a" is "reprovision a".
+        agent_ids: list[str] = list(dict.fromkeys(options["agent_ids"]))
         if options["all"]:
             agent_ids = sorted(set(agent_ids) | set(services.all_agent_ids()))
+            if not agent_ids:
+                self.stdout.write(
+                    "no agents yet (no agent folder, no agent in the database): "
+                    "name one to create it, e.g. reprovision hermes"
+                )
+                return
         elif not agent_ids:
             raise CommandError("name at least one agent id, or use --all")
         bad = [a for a in agent_ids if not is_valid_id(a)]
