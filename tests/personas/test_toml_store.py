@@ -289,6 +289,42 @@ def test_everything_outside_the_budget_block_is_kept_byte_for_byte() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        BudgetSpec(
+            daily_nanos=USD,
+            monthly_nanos=20 * USD,
+            lifetime_nanos=300 * USD,
+            per_call_nanos=5 * USD // 100,
+            warn_at=Decimal("0.9"),
+            timezone="Asia/Tokyo",
+        ),
+        BudgetSpec(),
+        BudgetSpec(daily_nanos=2 * USD, hard_cap=False),
+        BudgetSpec(daily_nanos=0, monthly_nanos=0, lifetime_nanos=0, per_call_nanos=0),
+    ],
+    ids=["full", "empty", "warn-only", "explicit-zero"],
+)
+def test_every_kind_of_block_round_trips_and_keeps_the_rest_byte_for_byte(
+    spec: BudgetSpec, tmp_path: Path
+) -> None:
+    path = tmp_path / "coder.toml"
+    write_atomic(path, FULL)
+
+    write_atomic(path, render_budget(path.read_text(), spec))
+    out = path.read_text()
+
+    head = FULL[: FULL.index("[persona.budget]\n# caps in USD\n")]
+    assert out.startswith(head + "[persona.budget]\n# caps in USD\n")
+    assert out.endswith(FULL[FULL.index("\n[persona.model]") :])
+    assert 'team = "research"        # unknown key: kept\n' in out
+    read_back = parse_persona_text(out, stem="coder")
+    assert read_back.budget == BudgetSpec(**{**spec.__dict__, "extra": {"team": "research"}})
+    # Written back unchanged, the file stays the same bytes.
+    assert render_budget(out, read_back.budget) == out
+
+
 def test_an_empty_spec_leaves_only_hard_cap_and_unknown_keys() -> None:
     out = render_budget(FULL, BudgetSpec())
 
