@@ -614,10 +614,14 @@ def provision_agent(
     for seed in seeds.SEEDS.values():
         path = paths.persona_file(agent_id, seed.id)
         if not path.exists():
-            new_seed_files.add(seed.id)
-            if not dry_run:
-                write_atomic(path, seed.text)
-            continue
+            try:
+                if not dry_run:
+                    write_atomic(path, seed.text, overwrite=False)
+            except FileExistsError:
+                pass  # the operator's file appeared just now: it is theirs, import it
+            else:
+                new_seed_files.add(seed.id)
+                continue
         if not repair:
             continue  # never overwrite an operator's file
         row = Persona.objects.filter(agent=agent, slug=seed.id).first() if agent else None
@@ -631,7 +635,7 @@ def provision_agent(
         repaired.add(seed.id)
         if not dry_run:
             # Copy first, then replace: the operator's text exists on disk at every moment.
-            write_atomic(backup, current_bytes)
+            write_atomic(backup, current_bytes, overwrite=False)
             write_atomic(path, wanted)
 
     # Import every persona file, including ones the operator added by hand.

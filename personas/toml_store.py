@@ -345,11 +345,13 @@ def render_budget(text: str, spec: BudgetSpec) -> str:
 # Files on disk
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
+def write_atomic(path: Path, text: str | bytes, *, overwrite: bool = True) -> None:
     """Replace ``path`` with ``text`` so a reader sees the old file or the new, never half.
 
     Temp file in the same folder (same filesystem, so the rename is atomic), fsync, rename,
-    then fsync the folder so the rename itself survives a crash.
+    then fsync the folder so the rename itself survives a crash. ``overwrite=False`` links
+    the temp file into place instead, which fails with ``FileExistsError`` when ``path``
+    exists, even one created a moment ago: seeding never replaces an operator's file.
     """
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,7 +367,11 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

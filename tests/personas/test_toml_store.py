@@ -444,6 +444,21 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temp_file(tmp_path: Pat
     assert [p.name for p in path.parent.iterdir()] == ["coder.toml"]
 
 
+def test_a_write_that_must_not_overwrite_creates_a_file_but_never_replaces_one(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "personas"
+    write_atomic(folder / "coder.toml", "seed\n", overwrite=False)
+    assert (folder / "coder.toml").read_text() == "seed\n"
+    (folder / "hermes.toml").write_text("the operator's\n")
+
+    with pytest.raises(FileExistsError):
+        write_atomic(folder / "hermes.toml", "seed\n", overwrite=False)
+
+    assert (folder / "hermes.toml").read_text() == "the operator's\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["coder.toml", "hermes.toml"]
+
+
 def test_the_signature_changes_when_the_file_is_replaced_or_grows(tmp_path: Path) -> None:
     path = tmp_path / "coder.toml"
     write_atomic(path, "a = 1\n")
