@@ -528,6 +528,14 @@ def all_agent_ids() -> list[str]:
     return sorted(ids)
 
 
+def misnamed_agent_folders() -> list[str]:
+    """Folders under ``agents/`` whose names can never be an agent id (``--all`` skips them)."""
+    root = paths.agents_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not is_valid_id(p.name))
+
+
 def _repaired_seed_text(seed: seeds.Seed, current: str, row: Persona | None) -> str:
     """The seed's canonical text carrying the operator's ``[persona.budget]`` block.
 

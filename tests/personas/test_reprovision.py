@@ -265,13 +265,15 @@ def test_all_covers_agent_folders_and_agent_rows(data_dir: Path) -> None:
     (data_dir / "agents" / "Not_An_Id").mkdir(parents=True)
     Agent.objects.create(id="from-db")
 
-    out, _ = run("--all")
+    out, err = run("--all")
 
     assert out.splitlines() == [
         "from-db: created 2, updated 0, unchanged 0",
         "from-disk: created 2, updated 0, unchanged 0",
         "  created agent from-disk",
     ]
+    assert err == "skipped folder 'agents/Not_An_Id': the folder name is not a valid agent id\n"
+    assert sorted(p.name for p in (data_dir / "agents" / "Not_An_Id").iterdir()) == []
     assert sorted(Agent.objects.values_list("id", flat=True)) == ["from-db", "from-disk"]
 
 

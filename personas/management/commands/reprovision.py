@@ -44,6 +44,11 @@ class Command(BaseCommand):
         agent_ids: list[str] = list(dict.fromkeys(options["agent_ids"]))
         if options["all"]:
             agent_ids = sorted(set(agent_ids) | set(services.all_agent_ids()))
+            for name in services.misnamed_agent_folders():
+                shown = f"agents/{name}"
+                self.stderr.write(
+                    f"skipped folder {shown!r}: the folder name is not a valid agent id"
+                )
             if not agent_ids:
                 self.stdout.write(
                     "no agents yet (no agent folder, no agent in the database): "
