@@ -196,6 +196,21 @@ def test_a_malformed_persona_shows_the_error_and_the_caps_still_in_force(
     assert str(data_dir) not in str(body)
 
 
+def test_a_persona_whose_file_was_never_valid_shows_no_budget_rather_than_no_caps(
+    client: APIClient, agent: Agent, data_dir: Path
+) -> None:
+    (data_dir / "agents/hermes/personas/writer.toml").write_text(
+        '[persona]\nid = "writer"\n[persona.budget]\ndaily_usd = -1\n'
+    )
+
+    body = client.get("/api/agents/hermes/personas/writer").json()
+
+    assert body["budget"] is None
+    assert body["load_error"] == "[persona.budget] daily_usd must be >= 0"
+    listed = client.get("/api/agents/hermes/personas").json()["personas"]
+    assert next(p for p in listed if p["id"] == "writer")["budget"] is None
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
