@@ -312,7 +312,7 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         except OSError as exc:
             # A folder, or a file this process may not read, where the persona should be:
             # malformed (the last good caps stay), never a 500.
-            data, error = None, f"the file cannot be read ({exc.strerror or type(exc).__name__})"
+            data, error = None, _unreadable(exc)
         if row.file_signature == sig and not created and not force:
             return SyncResult(row, _settled(row))
         if data is None:
@@ -578,7 +578,7 @@ def _preview(agent_id: str, agent: Agent | None, persona_id: str) -> Outcome:
         return _settled(row)
     try:
         spec = parse_persona_text(decode(path.read_bytes()), stem=persona_id)
-    except PersonaMalformed:
+    except (PersonaMalformed, OSError):
         return "malformed"
     if row is None:
         return "created"
@@ -633,7 +633,12 @@ def provision_agent(
         if not repair:
             continue  # never overwrite an operator's file
         row = Persona.objects.filter(agent=agent, slug=seed.id).first() if agent else None
-        current_bytes = path.read_bytes()
+        try:
+            current_bytes = path.read_bytes()
+        except OSError:
+            # A folder (or an unreadable file) where the seed should be: nothing to back up
+            # or replace safely. The import below reports it as malformed and fails the run.
+            continue
         current = current_bytes.decode("utf-8", errors="replace")
         wanted = _repaired_seed_text(seed, current, row)
         if wanted.encode("utf-8") == current_bytes:
@@ -691,6 +696,11 @@ def _malformed_message(agent_id: str, agent: Agent | None, persona_id: str, dry_
         parse_persona_text(decode(path.read_bytes()), stem=persona_id)
     except PersonaMalformed as exc:
         return exc.message
-    except OSError:
-        return "file could not be read"
+    except OSError as exc:
+        return _unreadable(exc)
     return "malformed"
+
+
+def _unreadable(exc: OSError) -> str:
+    # strerror only ("Is a directory"): str(exc) would carry the absolute path.
+    return f"the file cannot be read ({exc.strerror or type(exc).__name__})"

@@ -193,6 +193,23 @@ def test_repair_of_a_malformed_seed_brings_back_the_last_good_caps(data_dir: Pat
     ]
 
 
+def test_repair_reports_a_folder_in_place_of_a_seed_instead_of_crashing(data_dir: Path) -> None:
+    run("hermes")
+    path = folder(data_dir) / "coder.toml"
+    path.unlink()
+    path.mkdir()
+
+    for args in (("hermes", "--repair", "--dry-run"), ("hermes", "--repair")):
+        out, err, message = run_failing(*args)
+
+        assert out.splitlines()[0].startswith("hermes: created 0, updated 0, unchanged 1")
+        assert "agents/hermes/personas/coder.toml is malformed: the file cannot be read" in err
+        assert message.startswith("1 persona file is malformed")
+        assert str(data_dir) not in out + err + message
+    assert path.is_dir()
+    assert list(folder(data_dir).glob("*.bak-*")) == []
+
+
 def test_repair_leaves_personas_that_are_not_seeds_alone(data_dir: Path) -> None:
     run("hermes")
     mine = '[persona]\nid = "writer"\n# mine\n'
