@@ -607,14 +607,16 @@ def provision_agent(
             "'_' or '-', starting with a letter or digit"
         )
     report = ProvisionReport(agent_id=agent_id)
+    folder = paths.personas_dir(agent_id)
+    if not dry_run:
+        # The folder first: when it cannot be made (a file in its way), no row is left
+        # behind for an agent that has nowhere to keep its personas.
+        folder.mkdir(parents=True, exist_ok=True)
     agent = Agent.objects.filter(id=agent_id).first()
     if agent is None:
         report.agent_created = True
         if not dry_run:
             agent, _ = Agent.objects.get_or_create(id=agent_id, defaults={"display_name": agent_id})
-    folder = paths.personas_dir(agent_id)
-    if not dry_run:
-        folder.mkdir(parents=True, exist_ok=True)
 
     # Seeds the operator does not have yet, or (repair) whose text drifted from canonical.
     new_seed_files: set[str] = set()
@@ -699,6 +701,19 @@ def _malformed_message(agent_id: str, agent: Agent | None, persona_id: str, dry_
     except OSError as exc:
         return _unreadable(exc)
     return "malformed"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as an operator reads it: the reason and the file relative to the data
+    folder, never the absolute path that ``str(exc)`` would show."""
+    reason = exc.strerror or type(exc).__name__
+    if not exc.filename:
+        return reason
+    try:
+        where = Path(os.fsdecode(exc.filename)).relative_to(settings.HAL0_DATA_DIR)
+    except ValueError:
+        return f"{reason} (a file outside the data folder)"
+    return f"{reason}: {where.as_posix()}"
 
 
 def _unreadable(exc: OSError) -> str:

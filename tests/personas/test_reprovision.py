@@ -271,6 +271,21 @@ def test_bad_agent_ids_are_refused_before_anything_is_written(data_dir: Path, ba
     assert not Agent.objects.exists()
 
 
+def test_a_file_in_the_way_of_an_agents_folder_fails_that_agent_only(data_dir: Path) -> None:
+    (data_dir / "agents" / "atlas").mkdir(parents=True)
+    (data_dir / "agents" / "atlas" / "personas").write_text("not a folder")
+
+    out, err, message = run_failing("atlas", "hermes")
+
+    assert out.splitlines() == [
+        "hermes: created 2, updated 0, unchanged 0",
+        "  created agent hermes",
+    ]
+    assert err == "atlas: failed: File exists: agents/atlas/personas\n"
+    assert message == "could not provision atlas; fix the cause above and run reprovision again"
+    assert list(Agent.objects.values_list("id", flat=True)) == ["hermes"]
+
+
 def test_an_agent_id_is_required_without_all() -> None:
     _, _, message = run_failing()
 
