@@ -62,9 +62,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FILE_EDIT_ACTOR = "file edit"
-# No persona file there: also when a file stands where the agent's folder belongs (the
-# operator's mistake must read as "not found", not as a crash).
-_NO_FILE = (FileNotFoundError, NotADirectoryError)
 Outcome = Literal["created", "updated", "unchanged", "malformed"]
 
 
@@ -198,7 +195,7 @@ def find_persona(agent_id: str, persona_id: str) -> Persona:
         file = os.path.join(settings.HAL0_DATA_DIR, "agents", agent_id, "personas", persona_id)
         try:
             sig = signature(Path(file + ".toml"))
-        except _NO_FILE:
+        except FileNotFoundError:
             sig = None
         if sig is not None:
             with connection.cursor() as cursor:
@@ -295,7 +292,7 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
     path = paths.persona_file(agent.id, persona_id)
     try:
         sig = signature(path)
-    except _NO_FILE:
+    except FileNotFoundError:
         return None
     row = Persona.objects.filter(agent=agent, slug=persona_id).first()
     if row is not None and row.file_signature == sig and not force:
@@ -310,7 +307,7 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         try:
             sig = signature(path)
             data: bytes | None = path.read_bytes()
-        except _NO_FILE:
+        except FileNotFoundError:
             return None
         except OSError as exc:
             # A folder, or a file this process may not read, where the persona should be:

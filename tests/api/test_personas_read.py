@@ -272,24 +272,6 @@ def test_a_persona_whose_file_was_deleted_is_not_found(
     assert [p["id"] for p in listed] == ["hermes"]
 
 
-def test_a_file_where_the_personas_folder_belongs_means_no_personas_not_a_crash(
-    client: APIClient, agent: Agent, data_dir: Path
-) -> None:
-    personas = data_dir / "agents/hermes/personas"
-    for file in personas.iterdir():
-        file.unlink()
-    personas.rmdir()
-    personas.write_text("not a folder")
-
-    one = client.get("/api/agents/hermes/personas/coder")
-    listed = client.get("/api/agents/hermes/personas")
-
-    assert one.status_code == 404
-    assert envelope_of(one)["code"] == "persona.not_found"
-    assert listed.status_code == 200
-    assert listed.json()["personas"] == []
-
-
 @pytest.mark.parametrize(
     ("method", "url"),
     [
