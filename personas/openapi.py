@@ -100,7 +100,13 @@ class PersonaSummarySerializer(serializers.Serializer[Any]):
     display_name = serializers.CharField()
     summary = serializers.CharField()
     active = serializers.BooleanField()
-    budget = BudgetBlockSerializer(help_text="the caps in force (the last good ones)")
+    budget = BudgetBlockSerializer(
+        allow_null=True,
+        help_text=(
+            "the caps in force (the last good ones while the file is malformed); null when "
+            "the file has never been valid, so there are no caps to show"
+        ),
+    )
     load_error = serializers.CharField(
         allow_null=True, help_text="set while the persona's file is malformed"
     )

@@ -214,11 +214,36 @@ def list_personas(agent: Agent) -> list[Persona]:
     return [result.persona for result in found if result is not None]
 
 
+class _NotTheRowsVersion(Exception):
+    """The file changed after the row was synced: its spec is used once, never cached."""
+
+    def __init__(self, spec: PersonaSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+
+@lru_cache(maxsize=1024)
+def _spec_of_version(agent_id: str, persona_id: str, sha256: str) -> PersonaSpec:
+    # Keyed by the content hash the row was synced from: while the file is unchanged (its
+    # stat signature matched, so the row is current) a request never re-parses it.
+    # Exceptions are not cached, so a file that moved on is parsed again next time.
+    data = paths.persona_file(agent_id, persona_id).read_bytes()
+    spec = parse_persona_text(decode(data), stem=persona_id)
+    if sha256_bytes(data) != sha256:
+        raise _NotTheRowsVersion(spec)
+    return spec
+
+
 def persona_spec(persona: Persona) -> PersonaSpec | None:
-    """The persona's file parsed now (prompt, model...), ``None`` if unreadable."""
+    """The persona's file parsed (prompt, model...), ``None`` if unreadable.
+
+    Parsed once per version of the file and worker; ``persona`` must be synced (it comes
+    from ``resolve_persona``), so its ``content_sha256`` names the version on disk.
+    """
     try:
-        data = paths.persona_file(persona.agent_id, persona.slug).read_bytes()
-        return parse_persona_text(decode(data), stem=persona.slug)
+        return _spec_of_version(persona.agent_id, persona.slug, persona.content_sha256)
+    except _NotTheRowsVersion as stale:
+        return stale.spec
     except (OSError, PersonaMalformed):
         return None
 
@@ -271,7 +296,7 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         return None
     row = Persona.objects.filter(agent=agent, slug=persona_id).first()
     if row is not None and row.file_signature == sig and not force:
-        return SyncResult(row, "unchanged")
+        return SyncResult(row, _settled(row))
     with transaction.atomic():
         created = False
         if row is None:
@@ -287,12 +312,21 @@ def sync_persona(agent: Agent, persona_id: str, *, force: bool = False) -> SyncR
         except OSError as exc:
             # A folder, or a file this process may not read, where the persona should be:
             # malformed (the last good caps stay), never a 500.
-            data, error = None, f"the file cannot be read ({exc.strerror or type(exc).__name__})"
+            data, error = None, _unreadable(exc)
         if row.file_signature == sig and not created and not force:
-            return SyncResult(row, "unchanged")
+            return SyncResult(row, _settled(row))
         if data is None:
             return SyncResult(row, _mark_malformed(row, error, sig, ""))
         return SyncResult(row, _apply_file(row, data, sig, created=created))
+
+
+def _settled(row: Persona) -> Outcome:
+    """The outcome for a file already read at its current signature.
+
+    A file that was malformed when it was read (by a request, say) is still malformed:
+    ``reprovision`` must report it and fail, whoever saw the breakage first.
+    """
+    return "malformed" if row.load_error else "unchanged"
 
 
 def _set_budget(row: Persona, spec: BudgetSpec) -> None:
@@ -494,6 +528,14 @@ def all_agent_ids() -> list[str]:
     return sorted(ids)
 
 
+def misnamed_agent_folders() -> list[str]:
+    """Folders under ``agents/`` whose names can never be an agent id (``--all`` skips them)."""
+    root = paths.agents_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not is_valid_id(p.name))
+
+
 def _repaired_seed_text(seed: seeds.Seed, current: str, row: Persona | None) -> str:
     """The seed's canonical text carrying the operator's ``[persona.budget]`` block.
 
@@ -533,10 +575,10 @@ def _preview(agent_id: str, agent: Agent | None, persona_id: str) -> Outcome:
     if agent is not None:
         row = Persona.objects.filter(agent=agent, slug=persona_id).first()
     if row is not None and row.file_signature == signature(path):
-        return "unchanged"
+        return _settled(row)
     try:
         spec = parse_persona_text(decode(path.read_bytes()), stem=persona_id)
-    except PersonaMalformed:
+    except (PersonaMalformed, OSError):
         return "malformed"
     if row is None:
         return "created"
@@ -565,14 +607,16 @@ def provision_agent(
             "'_' or '-', starting with a letter or digit"
         )
     report = ProvisionReport(agent_id=agent_id)
+    folder = paths.personas_dir(agent_id)
+    if not dry_run:
+        # The folder first: when it cannot be made (a file in its way), no row is left
+        # behind for an agent that has nowhere to keep its personas.
+        folder.mkdir(parents=True, exist_ok=True)
     agent = Agent.objects.filter(id=agent_id).first()
     if agent is None:
         report.agent_created = True
         if not dry_run:
             agent, _ = Agent.objects.get_or_create(id=agent_id, defaults={"display_name": agent_id})
-    folder = paths.personas_dir(agent_id)
-    if not dry_run:
-        folder.mkdir(parents=True, exist_ok=True)
 
     # Seeds the operator does not have yet, or (repair) whose text drifted from canonical.
     new_seed_files: set[str] = set()
@@ -580,14 +624,23 @@ def provision_agent(
     for seed in seeds.SEEDS.values():
         path = paths.persona_file(agent_id, seed.id)
         if not path.exists():
-            new_seed_files.add(seed.id)
-            if not dry_run:
-                write_atomic(path, seed.text)
-            continue
+            try:
+                if not dry_run:
+                    write_atomic(path, seed.text, overwrite=False)
+            except FileExistsError:
+                pass  # the operator's file appeared just now: it is theirs, import it
+            else:
+                new_seed_files.add(seed.id)
+                continue
         if not repair:
             continue  # never overwrite an operator's file
         row = Persona.objects.filter(agent=agent, slug=seed.id).first() if agent else None
-        current_bytes = path.read_bytes()
+        try:
+            current_bytes = path.read_bytes()
+        except OSError:
+            # A folder (or an unreadable file) where the seed should be: nothing to back up
+            # or replace safely. The import below reports it as malformed and fails the run.
+            continue
         current = current_bytes.decode("utf-8", errors="replace")
         wanted = _repaired_seed_text(seed, current, row)
         if wanted.encode("utf-8") == current_bytes:
@@ -597,7 +650,7 @@ def provision_agent(
         repaired.add(seed.id)
         if not dry_run:
             # Copy first, then replace: the operator's text exists on disk at every moment.
-            write_atomic(backup, current_bytes)
+            write_atomic(backup, current_bytes, overwrite=False)
             write_atomic(path, wanted)
 
     # Import every persona file, including ones the operator added by hand.
@@ -645,6 +698,24 @@ def _malformed_message(agent_id: str, agent: Agent | None, persona_id: str, dry_
         parse_persona_text(decode(path.read_bytes()), stem=persona_id)
     except PersonaMalformed as exc:
         return exc.message
-    except OSError:
-        return "file could not be read"
+    except OSError as exc:
+        return _unreadable(exc)
     return "malformed"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as an operator reads it: the reason and the file relative to the data
+    folder, never the absolute path that ``str(exc)`` would show."""
+    reason = exc.strerror or type(exc).__name__
+    if not exc.filename:
+        return reason
+    try:
+        where = Path(os.fsdecode(exc.filename)).relative_to(settings.HAL0_DATA_DIR)
+    except ValueError:
+        return f"{reason} (a file outside the data folder)"
+    return f"{reason}: {where.as_posix()}"
+
+
+def _unreadable(exc: OSError) -> str:
+    # strerror only ("Is a directory"): str(exc) would carry the absolute path.
+    return f"the file cannot be read ({exc.strerror or type(exc).__name__})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ _CAP_ATTRS: dict[str, str] = {
     "lifetime_usd": "lifetime_nanos",
     "per_call_max_usd": "per_call_nanos",
 }
+# A "\n" that does not end a "\r\n".
+_BARE_LF = re.compile(r"(?<!\r)\n")
 # The row stores warn_at as DECIMAL(6, 4): more digits would be rounded silently.
 WARN_AT_PLACES = 4
 TIMEZONE_MAX_LEN = 64
@@ -241,9 +244,11 @@ def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
     persona = doc.get("persona")
     if not isinstance(persona, dict):
         raise PersonaMalformed("missing [persona] table")
-    persona_id = persona.get("id")
-    if not isinstance(persona_id, str) or not persona_id:
+    if "id" not in persona:
         raise PersonaMalformed("[persona].id is missing")
+    persona_id = persona["id"]
+    if not isinstance(persona_id, str) or not persona_id:
+        raise PersonaMalformed("[persona].id must be a non-empty string")
     if persona_id != stem:
         shown = persona_id[:TIMEZONE_MAX_LEN]
         raise PersonaMalformed(
@@ -328,18 +333,25 @@ def render_budget(text: str, spec: BudgetSpec) -> str:
     for key, value in spec.extra.items():
         if key not in budget:
             budget[key] = value
-    return tomlkit.dumps(doc)
+    out = tomlkit.dumps(doc)
+    if "\r\n" in text and _BARE_LF.search(text) is None:
+        # tomlkit writes new lines as "\n"; a file saved with Windows line endings keeps
+        # them on every line, old or new, instead of ending up mixed.
+        out = _BARE_LF.sub("\r\n", out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------
 # Files on disk
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
+def write_atomic(path: Path, text: str | bytes, *, overwrite: bool = True) -> None:
     """Replace ``path`` with ``text`` so a reader sees the old file or the new, never half.
 
     Temp file in the same folder (same filesystem, so the rename is atomic), fsync, rename,
-    then fsync the folder so the rename itself survives a crash.
+    then fsync the folder so the rename itself survives a crash. ``overwrite=False`` links
+    the temp file into place instead, which fails with ``FileExistsError`` when ``path``
+    exists, even one created a moment ago: seeding never replaces an operator's file.
     """
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -355,7 +367,11 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -43,8 +43,9 @@ def persona_summary(persona: Persona, active: str | None) -> dict[str, Any]:
         "display_name": persona.display_name or persona.slug,
         "summary": persona.summary,
         "active": persona.slug == active,
-        # The caps in force: while the file is malformed, the last good ones.
-        "budget": budget_spec_from_persona(persona).to_api(),
+        # The caps in force: while the file is malformed, the last good ones. A file that
+        # was never valid has none; null says so instead of showing "no caps".
+        "budget": (budget_spec_from_persona(persona).to_api() if persona.has_good_budget else None),
         "load_error": persona.load_error or None,
     }
 

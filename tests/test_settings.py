@@ -4,12 +4,13 @@ Django's deployment checks, and SQLite runs in WAL mode with IMMEDIATE transacti
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +68,27 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions() -> None:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
     assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_takes_the_write_lock_at_begin_and_waits_for_a_busy_database() -> None:
+    """Real locks on the real test database file: a second connection cannot start
+    writing while a Django transaction is open, even one that has only read so far."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    timeout_s = connection.settings_dict["OPTIONS"]["timeout"]
+    assert timeout_s > 0
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] == timeout_s * 1000
+    other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0, isolation_level=None)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again once the transaction ended
+        other.execute("ROLLBACK")
+    finally:
+        other.close()

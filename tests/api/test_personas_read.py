@@ -161,6 +161,26 @@ def test_a_hand_edit_is_seen_by_the_next_read(
     assert budget == {"monthly_usd": 20.0, "hard_cap": True}
 
 
+def test_an_unchanged_file_is_not_parsed_again_for_each_read(
+    client: APIClient, agent: Agent, data_dir: Path
+) -> None:
+    path = data_dir / "agents/hermes/personas/coder.toml"
+    first = client.get("/api/agents/hermes/personas/coder").json()
+    assert "You are Coder" in first["system_prompt"]
+    stat = path.stat()
+    # Same size, inode and mtime: the stat signature says "unchanged", so the prompt shown
+    # is the one parsed before, not this text (which no read may parse).
+    path.write_text(path.read_text().replace("You are Coder", "You are Zoder"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    again = client.get("/api/agents/hermes/personas/coder").json()
+
+    assert again == first
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    edited = client.get("/api/agents/hermes/personas/coder").json()
+    assert "You are Zoder" in edited["system_prompt"]
+
+
 def test_a_malformed_persona_shows_the_error_and_the_caps_still_in_force(
     client: APIClient, make_persona: Callable[..., Persona], data_dir: Path
 ) -> None:
@@ -174,6 +194,21 @@ def test_a_malformed_persona_shows_the_error_and_the_caps_still_in_force(
     assert body["budget"] == {"daily_usd": 1.0, "hard_cap": True}
     assert body["system_prompt"] is None
     assert str(data_dir) not in str(body)
+
+
+def test_a_persona_whose_file_was_never_valid_shows_no_budget_rather_than_no_caps(
+    client: APIClient, agent: Agent, data_dir: Path
+) -> None:
+    (data_dir / "agents/hermes/personas/writer.toml").write_text(
+        '[persona]\nid = "writer"\n[persona.budget]\ndaily_usd = -1\n'
+    )
+
+    body = client.get("/api/agents/hermes/personas/writer").json()
+
+    assert body["budget"] is None
+    assert body["load_error"] == "[persona.budget] daily_usd must be >= 0"
+    listed = client.get("/api/agents/hermes/personas").json()["personas"]
+    assert next(p for p in listed if p["id"] == "writer")["budget"] is None
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from personas import seeds
 from personas.models import Agent, BudgetChange, Persona
@@ -192,6 +193,23 @@ def test_repair_of_a_malformed_seed_brings_back_the_last_good_caps(data_dir: Pat
     ]
 
 
+def test_repair_reports_a_folder_in_place_of_a_seed_instead_of_crashing(data_dir: Path) -> None:
+    run("hermes")
+    path = folder(data_dir) / "coder.toml"
+    path.unlink()
+    path.mkdir()
+
+    for args in (("hermes", "--repair", "--dry-run"), ("hermes", "--repair")):
+        out, err, message = run_failing(*args)
+
+        assert out.splitlines()[0].startswith("hermes: created 0, updated 0, unchanged 1")
+        assert "agents/hermes/personas/coder.toml is malformed: the file cannot be read" in err
+        assert message.startswith("1 persona file is malformed")
+        assert str(data_dir) not in out + err + message
+    assert path.is_dir()
+    assert list(folder(data_dir).glob("*.bak-*")) == []
+
+
 def test_repair_leaves_personas_that_are_not_seeds_alone(data_dir: Path) -> None:
     run("hermes")
     mine = '[persona]\nid = "writer"\n# mine\n'
@@ -225,6 +243,25 @@ def test_a_malformed_file_fails_the_run_and_keeps_the_last_good_caps(data_dir: P
     assert row.load_error == "[persona.budget] daily_usd must be >= 0"
 
 
+def test_a_file_a_request_already_found_malformed_still_fails_the_run(data_dir: Path) -> None:
+    """The server notices a broken file first (a GET re-reads it and records the error);
+    reprovision afterwards must still report it and exit non-zero, every time."""
+    run("hermes")
+    path = folder(data_dir) / "coder.toml"
+    stat = path.stat()
+    path.write_text(seeds.CODER.text + "daily_usd = = 3\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    body = APIClient().get("/api/agents/hermes/personas/coder").json()
+    assert body["load_error"].startswith("TOML syntax error")
+
+    for args in (("hermes",), ("hermes",), ("hermes", "--dry-run")):
+        out, err, message = run_failing(*args)
+
+        assert out.splitlines()[0].startswith("hermes: created 0, updated 0, unchanged 1")
+        assert "agents/hermes/personas/coder.toml is malformed: TOML syntax error" in err
+        assert message.startswith("1 persona file is malformed")
+
+
 @pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "Hermes", "a" * 65, "", "_x"])
 def test_bad_agent_ids_are_refused_before_anything_is_written(data_dir: Path, bad: str) -> None:
     _, _, message = run_failing("ok-agent", bad)
@@ -232,6 +269,21 @@ def test_bad_agent_ids_are_refused_before_anything_is_written(data_dir: Path, ba
     assert message.startswith(f"invalid agent id {bad!r}")
     assert list(data_dir.iterdir()) == []
     assert not Agent.objects.exists()
+
+
+def test_a_file_in_the_way_of_an_agents_folder_fails_that_agent_only(data_dir: Path) -> None:
+    (data_dir / "agents" / "atlas").mkdir(parents=True)
+    (data_dir / "agents" / "atlas" / "personas").write_text("not a folder")
+
+    out, err, message = run_failing("atlas", "hermes")
+
+    assert out.splitlines() == [
+        "hermes: created 2, updated 0, unchanged 0",
+        "  created agent hermes",
+    ]
+    assert err == "atlas: failed: File exists: agents/atlas/personas\n"
+    assert message == "could not provision atlas; fix the cause above and run reprovision again"
+    assert list(Agent.objects.values_list("id", flat=True)) == ["hermes"]
 
 
 def test_an_agent_id_is_required_without_all() -> None:
@@ -245,14 +297,36 @@ def test_all_covers_agent_folders_and_agent_rows(data_dir: Path) -> None:
     (data_dir / "agents" / "Not_An_Id").mkdir(parents=True)
     Agent.objects.create(id="from-db")
 
-    out, _ = run("--all")
+    out, err = run("--all")
 
     assert out.splitlines() == [
         "from-db: created 2, updated 0, unchanged 0",
         "from-disk: created 2, updated 0, unchanged 0",
         "  created agent from-disk",
     ]
+    assert err == "skipped folder 'agents/Not_An_Id': the folder name is not a valid agent id\n"
+    assert sorted(p.name for p in (data_dir / "agents" / "Not_An_Id").iterdir()) == []
     assert sorted(Agent.objects.values_list("id", flat=True)) == ["from-db", "from-disk"]
+
+
+def test_all_without_any_agent_says_so_and_writes_nothing(data_dir: Path) -> None:
+    out, err = run("--all")
+
+    assert out.strip() == (
+        "no agents yet (no agent folder, no agent in the database): "
+        "name one to create it, e.g. reprovision hermes"
+    )
+    assert err == ""
+    assert list(data_dir.iterdir()) == []
+
+
+def test_an_agent_named_twice_is_provisioned_once(data_dir: Path) -> None:
+    out, _ = run("hermes", "hermes")
+
+    assert out.splitlines() == [
+        "hermes: created 2, updated 0, unchanged 0",
+        "  created agent hermes",
+    ]
 
 
 def test_files_whose_names_are_not_ids_are_skipped_with_a_warning(data_dir: Path) -> None:

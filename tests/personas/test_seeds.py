@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,30 @@ def test_seeding_never_overwrites_an_existing_file(data_dir: Path) -> None:
     assert (folder / "hermes.toml").read_text() == mine
     assert (folder / "coder.toml").read_text() == seeds.CODER.text
     assert Agent.objects.get(id="hermes").personas.get(slug="hermes").daily_cap_nanos == 3 * 10**9
+
+
+def test_a_file_the_operator_creates_while_seeding_runs_is_kept(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race, made deterministic: the operator's hermes.toml appears after the seeding
+    looked for it and before it writes. The write must fail, not replace the file."""
+    folder = personas_dir(data_dir)
+    folder.mkdir(parents=True)
+    mine = '[persona]\nid = "hermes"\n[persona.budget]\ndaily_usd = 3\n'
+    (folder / "hermes.toml").write_text(mine)
+    real_exists = Path.exists
+
+    def exists_before_the_operator_saved(self: Path, **kwargs: Any) -> bool:
+        return False if self.name == "hermes.toml" else real_exists(self, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists_before_the_operator_saved)
+
+    report = provision_agent("hermes")
+
+    assert (folder / "hermes.toml").read_text() == mine
+    assert report.created == 2  # both imported: coder seeded, hermes the operator's
+    persona = Agent.objects.get(id="hermes").personas.get(slug="hermes")
+    assert persona.daily_cap_nanos == 3 * 10**9
 
 
 def test_active_txt_naming_an_existing_persona_is_kept(data_dir: Path) -> None:

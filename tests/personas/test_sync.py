@@ -268,6 +268,38 @@ def test_no_kind_of_breakage_lifts_a_cap(
     assert str(data_dir) not in fresh.load_error
 
 
+def test_a_file_that_is_not_utf8_is_malformed_with_a_plain_reason(
+    make_persona: Callable[..., Persona], data_dir: Path
+) -> None:
+    persona = make_persona(budget_toml="daily_usd = 1.0\n")
+    path = persona_path(data_dir)
+    stat = path.stat()
+    path.write_bytes(b'[persona]\nid = "coder"\ndisplay_name = "Caf\xe9"\n')
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    fresh = resolve_persona(persona.agent, "coder")
+
+    assert fresh.load_error == "file is not valid UTF-8 text"
+    assert fresh.daily_cap_nanos == USD
+
+
+def test_a_folder_where_the_file_should_be_is_malformed_not_a_crash(
+    agent: Agent, data_dir: Path
+) -> None:
+    persona_path(data_dir, "writer").mkdir()
+
+    persona = resolve_persona(agent, "writer")
+
+    assert persona.load_error == "the file cannot be read (Is a directory)"
+    assert persona.has_good_budget is False
+    with pytest.raises(ApiError) as caught:
+        require_good_budget(persona)
+    assert caught.value.message == (
+        "persona file agents/hermes/personas/writer.toml is malformed: "
+        "the file cannot be read (Is a directory)"
+    )
+
+
 def test_fixing_a_malformed_file_clears_the_error(
     make_persona: Callable[..., Persona], data_dir: Path
 ) -> None:

@@ -40,9 +40,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        agent_ids: list[str] = list(options["agent_ids"])
+        # Each agent once, in the order given: "reprovision a a" is "reprovision a".
+        agent_ids: list[str] = list(dict.fromkeys(options["agent_ids"]))
         if options["all"]:
             agent_ids = sorted(set(agent_ids) | set(services.all_agent_ids()))
+            for name in services.misnamed_agent_folders():
+                shown = f"agents/{name}"
+                self.stderr.write(
+                    f"skipped folder {shown!r}: the folder name is not a valid agent id"
+                )
+            if not agent_ids:
+                self.stdout.write(
+                    "no agents yet (no agent folder, no agent in the database): "
+                    "name one to create it, e.g. reprovision hermes"
+                )
+                return
         elif not agent_ids:
             raise CommandError("name at least one agent id, or use --all")
         bad = [a for a in agent_ids if not is_valid_id(a)]
@@ -54,8 +66,18 @@ class Command(BaseCommand):
             )
         dry_run: bool = options["dry_run"]
         malformed = 0
+        failed: list[str] = []
         for agent_id in agent_ids:
-            report = services.provision_agent(agent_id, repair=options["repair"], dry_run=dry_run)
+            try:
+                report = services.provision_agent(
+                    agent_id, repair=options["repair"], dry_run=dry_run
+                )
+            except OSError as exc:
+                # A file where a folder belongs, a full disk...: this agent stops here, the
+                # others still run, and the exit status says something failed.
+                failed.append(agent_id)
+                self.stderr.write(f"{agent_id}: failed: {services.describe_os_error(exc)}")
+                continue
             note = " (dry run: nothing written)" if dry_run else ""
             self.stdout.write(f"{agent_id}: {report.summary()}{note}")
             if report.agent_created:
@@ -73,6 +95,11 @@ class Command(BaseCommand):
                     f"  {paths.display_name(agent_id, persona_id)} is malformed: {message}; "
                     "the database keeps its last good caps"
                 )
+        if failed:
+            raise CommandError(
+                f"could not provision {', '.join(failed)}; fix the cause above and run "
+                "reprovision again"
+            )
         if malformed:
             raise CommandError(
                 f"{malformed} persona file{'s are' if malformed != 1 else ' is'} malformed; "
