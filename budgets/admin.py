@@ -19,9 +19,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
@@ -30,7 +31,7 @@ from budgets import admin_queries, apikeys
 from budgets.admin_views import persona_spend_context
 from budgets.models import ApiKey, Charge, Hold
 from budgets.templatetags.spend import format_usd, usd
-from personas.admin import AgentAdmin, PersonaAdmin
+from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline
 from personas.models import Agent, Persona
 
 
@@ -348,6 +349,10 @@ class HoldAdmin(ReadOnlyAdmin):
     )
     readonly_fields = ("amount", "status")
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Holds: estimates reserved by clients until they charge (read-only)"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
     @admin.display(description="amount", ordering="amount_nanos")
     def amount(self, obj: Hold) -> str:
         return usd(obj.amount_nanos)
@@ -416,7 +421,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     Keys are revoked, never deleted, so the audit trail's ``key:<prefix>`` stays readable.
     """
 
-    list_display = ("prefix", "name", "scope", "agent", "created", "last_used_at", "state")
+    list_display = ("prefix", "name", "scope", "agent", "created", "last_used", "state")
     list_filter = ("scope", ApiKeyScopeFilter, ("agent", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("agent",)
     search_fields = ("name", "=prefix")
@@ -452,6 +457,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "API keys: add one for each agent process; tick keys to revoke them"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, obj: ApiKey) -> str:
+        if obj.last_used_at is None:
+            return "never"
+        return str(date_format(timezone.localtime(obj.last_used_at), "DATETIME_FORMAT"))
 
     @admin.display(description="state", ordering="revoked")
     def state(self, obj: ApiKey) -> str:
@@ -490,6 +505,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        # The message with the key says it all; the admin's "was added successfully"
+        # would push it down. Back to the list, where the new key is the first row.
+        return HttpResponseRedirect(reverse("admin:budgets_apikey_changelist"))
+
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
@@ -523,8 +543,54 @@ def _status_pill(status: str, has_caps: bool = True) -> str:
     return format_html('<span class="hal0-pill {}">{}</span>', status, label)
 
 
+class SpendPersonaInline(PersonaInline):
+    """The agent's personas with their status and spend, read from the window counters of
+    all of them at once (two queries, whatever the number of personas)."""
+
+    fields: Any = (
+        "persona_link",
+        "display_name",
+        "status",
+        "today",
+        "this_month",
+        "caps",
+        "enforcement",
+        "file_state",
+    )
+    readonly_fields = fields
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Inline instances are made per request, so this never outlives one page.
+        self._views: dict[int, admin_queries.PersonaSpend] = {}
+
+    def _view(self, obj: Persona) -> admin_queries.PersonaSpend:
+        if obj.pk not in self._views:
+            personas = list(Persona.objects.filter(agent_id=obj.agent_id))
+            self._views = {v.persona.pk: v for v in admin_queries.spend_views(personas)}
+        return self._views[obj.pk]
+
+    @admin.display(description="status")
+    def status(self, obj: Persona) -> str:
+        view = self._view(obj)
+        return _status_pill(view.status, view.has_caps)
+
+    @admin.display(description="spent today")
+    def today(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("daily").spent_nanos)
+
+    @admin.display(description="spent this month")
+    def this_month(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("monthly").spent_nanos)
+
+
 class SpendAgentAdmin(AgentAdmin):
     list_display: Any = ("id", "display_name", "persona_count", "today", "this_month")
+    inlines = [SpendPersonaInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        context = {"title": "Agents: open one to see its personas", **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SpendChangeList
@@ -544,6 +610,10 @@ class SpendAgentAdmin(AgentAdmin):
 
 
 class SpendPersonaAdmin(PersonaAdmin):
+    class Media:
+        # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
+        js = ("hal0/budget-form.js",)
+
     list_display: Any = (
         "__str__",
         "display_name",
@@ -561,6 +631,10 @@ class SpendPersonaAdmin(PersonaAdmin):
     def attach_spend(self, personas: list[Persona]) -> None:
         for view in admin_queries.spend_views(personas):
             view.persona._spend = view  # type: ignore[attr-defined]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Personas: open one to see its spend or change its caps"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:

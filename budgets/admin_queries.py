@@ -450,4 +450,13 @@ def by_model(
 
 
 def latest_charges(persona: Persona | None, limit: int = 10) -> list[Charge]:
-    return list(_charges(persona).select_related("persona").order_by("-id")[:limit])
+    """A persona's newest charges by time (its ``(persona, ts)`` index, backwards); for all
+    personas the latest recorded (the primary key, backwards): across personas only ids
+    are ordered by an index. The two differ only for charges imported with earlier
+    timestamps after newer ones were recorded.
+    """
+    if persona is not None:
+        ordered = Charge.objects.filter(persona=persona).order_by("-ts", "-id")
+    else:
+        ordered = _charges(None).order_by("-id")
+    return list(ordered.select_related("persona")[:limit])

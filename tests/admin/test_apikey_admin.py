@@ -84,12 +84,31 @@ def test_the_revoke_action_revokes_and_says_so(staff_client: Client) -> None:
 
 def test_keys_show_when_they_were_last_used_and_cannot_be_deleted(staff_client: Client) -> None:
     key, _ = create_key(scope="operator", name="busy")
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    create_key(scope="operator", name="idle")
+    used = timezone.now().replace(year=2031, month=3, day=4, hour=5, minute=6)
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=used)
     body = staff_client.get(LIST).content.decode()
-    assert "Last used at" in body or "last used at" in body.lower()
+    rows = {
+        name: row
+        for row in re.findall(r"<tr>.*?</tr>", body, re.S)
+        for name in ("busy", "idle")
+        if f">{name}<" in row
+    }
+    assert "March 4, 2031, 5:06" in rows["busy"] or "Mar. 4, 2031, 5:06" in rows["busy"]
+    assert 'class="field-last_used">never<' in rows["idle"]
     assert "delete_selected" not in body
     assert staff_client.post(f"{LIST}{key.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_after_adding_a_key_the_list_shows_it_once_without_a_second_message(
+    staff_client: Client,
+) -> None:
+    response = staff_client.post(f"{LIST}add/", {"name": "ci runner", "scope": "operator"})
+    assert response["Location"] == LIST
+    page = staff_client.get(LIST).content.decode()
+    assert page.count("hal0-key") == 1
+    assert "was added successfully" not in page
 
 
 def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
