@@ -547,7 +547,7 @@ class SpendPersonaInline(PersonaInline):
     """The agent's personas with their status and spend, read from the window counters of
     all of them at once (two queries, whatever the number of personas)."""
 
-    fields: Any = (
+    columns = (
         "persona_link",
         "display_name",
         "status",
@@ -557,7 +557,12 @@ class SpendPersonaInline(PersonaInline):
         "enforcement",
         "file_state",
     )
-    readonly_fields = fields
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

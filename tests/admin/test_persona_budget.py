@@ -238,7 +238,8 @@ def test_nobody_adds_or_deletes_personas_here(staff_client: Client, coder: Perso
 
 def _note_beside(body: str, field: str) -> str:
     """The note rendered right after a cap field's input."""
-    match = re.search(rf'id="id_{field}".*?<span class="hal0-capnote ([a-z]+)"[^>]*>([^<]*)<', body, re.S)
+    note = r'<span class="hal0-capnote ([a-z]+)"[^>]*>([^<]*)<'
+    match = re.search(rf'id="id_{field}".*?{note}', body, re.S)
     assert match, field
     return f"{match.group(1)}: {match.group(2)}"
 
