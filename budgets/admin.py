@@ -663,11 +663,16 @@ class SpendPersonaAdmin(PersonaAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
-        context = dict(extra_context or {})
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            context.update(persona_spend_context(obj))
-        return super().change_view(request, object_id, form_url, context)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None:
+            # Read after the form was checked: a hand edit that the check just found (a
+            # conflict) is in the row by now, so the gauges show the caps the file has.
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                context.update(persona_spend_context(obj))
+                context["original"] = obj
+        return response
 
 
 admin.site.unregister(Agent)

@@ -280,12 +280,16 @@ def test_a_negative_cap_says_how_to_write_no_cap_and_a_cap_of_zero(
     ]
 
 
-def test_the_conflict_page_already_lists_the_hand_edit_it_found(
+def test_the_conflict_page_shows_the_hand_edit_it_found_in_the_gauges_and_the_audit(
     staff_client: Client, coder: Persona
 ) -> None:
     data = form_data(coder, staff_client, daily_usd="1")
     file_of(coder).write_text(CODER.replace("daily_usd = 5.0", "daily_usd = 9.0"), "utf-8")
-    body = staff_client.post(url(coder), data).content.decode()
+    response = staff_client.post(url(coder), data)
+    assert response.context["spend"].window("daily").cap_nanos == 9_000_000_000
+    body = response.content.decode()
+    assert 'data-window="daily"' in body
+    assert "of $9.00" in body
     audit = body[body.index('id="hal0-audit"') :]
     assert "file edit" in audit
     assert "9.0" in audit
