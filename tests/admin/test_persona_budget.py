@@ -313,3 +313,28 @@ def test_a_cap_change_through_the_api_with_a_key_shows_on_the_persona_page(
     assert f"key:{prefix} (tests)" in audit
     assert "API" in audit
     assert re.search(r"daily_usd: .*5\.0.*→.*4\.0", audit, re.S)
+
+
+def test_a_staff_account_that_may_only_view_sees_the_caps_and_cannot_change_them(
+    coder: Persona, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_persona"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(url(coder)).content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Daily cap: $5.00" in budget
+    assert "Monthly cap: $50.00" in budget
+    assert "Lifetime cap: no cap" in budget
+    assert "Warn at: 80 % of a cap (default)" in budget
+    assert "None" not in budget[: budget.index("Persona details")]
+    assert 'name="_save"' not in body
+    before = file_of(coder).read_bytes()
+    data = {"daily_usd": "1", "file_sha256": sha256_bytes(before), "_save": "Save"}
+    assert client.post(url(coder), data).status_code == 403
+    assert file_of(coder).read_bytes() == before
