@@ -510,7 +510,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # would push it down. Back to the list, where the new key is the first row.
         return HttpResponseRedirect(reverse("admin:budgets_apikey_changelist"))
 
-    @admin.action(description="Revoke selected API keys")
+    # Revoking stops a client at once: it takes the permission to change keys, not just
+    # to see them.
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for key in queryset:

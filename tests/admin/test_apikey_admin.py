@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
@@ -114,3 +115,24 @@ def test_after_adding_a_key_the_list_shows_it_once_without_a_second_message(
 def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
     body = staff_client.get("/admin/").content.decode()
     assert "/admin/rest_framework_api_key/" not in body
+
+
+def test_an_account_that_may_only_view_keys_cannot_revoke_them(django_user_model: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_apikey", content_type__app_label="budgets")
+    )
+    client = Client()
+    client.force_login(viewer)
+    key, raw = create_key(scope="operator", name="prod")
+    page = client.get(LIST)
+    assert page.status_code == 200
+    assert 'value="revoke"' not in page.content.decode()
+    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert not key.revoked
+    assert ApiKey.objects.is_valid(raw)
