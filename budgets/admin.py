@@ -337,6 +337,7 @@ class HoldAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     date_hierarchy = "created_at"
+    calendar_first_by = "created_at"  # holds' ids are random; created_at has an index
     fields = (
         "id",
         "persona",
