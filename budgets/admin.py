@@ -230,14 +230,14 @@ class ChargeAdmin(ReadOnlyAdmin):
     list_per_page = 100
     actions = ["export_csv"]
     fieldsets = (
-        (None, {"fields": ("id", "ts", "persona", "surface", "model", "cost", "request_id")}),
+        (None, {"fields": ("id", "when", "persona", "surface", "model", "cost", "request_id")}),
         ("Usage", {"fields": ("input_tokens", "output_tokens", "hold", "source", "actor")}),
         (
             "Idempotency",
             {"classes": ("collapse",), "fields": ("body_sha256", "first_response", "import_key")},
         ),
     )
-    readonly_fields = ("cost", "first_response")
+    readonly_fields = ("when", "cost", "first_response")
 
     @admin.display(description="answer to the first request (replays get it again)")
     def first_response(self, obj: Charge) -> str:
