@@ -382,12 +382,15 @@ class ApiKeyScopeFilter(admin.SimpleListFilter):
 class ApiKeyAddForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ("name", "scope", "agent")
+        fields = ("name", "scope", "agent", "expiry_date")
         help_texts = {
-            "name": "Who uses it, e.g. 'ci runner'. Empty: 'operator' or 'agent <id>'.",
+            "name": "Who uses it, e.g. 'ci runner'. Empty: 'operator', or 'agent hermes' for "
+            "an agent key for hermes.",
             "scope": "operator: everything. agent: one agent's reads, checks and charges.",
             "agent": "Agent keys only: the one agent the key may act for.",
+            "expiry_date": "Optional: the key stops working at this time (UTC). Empty: never.",
         }
+        labels = {"expiry_date": "Expires"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -400,6 +403,9 @@ class ApiKeyAddForm(forms.ModelForm):
             self.add_error("agent", "An operator key is not tied to an agent: leave this empty.")
         if scope == ApiKey.Scope.AGENT and agent is None:
             self.add_error("agent", "An agent key needs the agent it acts for.")
+        expires = cleaned.get("expiry_date")
+        if expires is not None and expires <= timezone.now():
+            self.add_error("expiry_date", "This time has passed: a key must expire in the future.")
         return cleaned
 
     def _post_clean(self) -> None:
@@ -422,22 +428,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
     Keys are revoked, never deleted, so the audit trail's ``key:<prefix>`` stays readable.
     """
 
-    list_display = ("prefix", "name", "scope", "agent", "created", "last_used", "state")
+    list_display = ("prefix", "name", "scope", "agent", "created", "last_used", "expires", "state")
     list_filter = ("scope", ApiKeyScopeFilter, ("agent", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("agent",)
     search_fields = ("name", "=prefix")
     actions = ["revoke"]
     ordering = ("-created",)
 
+    DETAIL = ["prefix", "name", "scope", "agent", "created", "last_used", "expires", "revoked"]
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["name", "scope", "agent"]
-        return ["prefix", "name", "scope", "agent", "created", "last_used_at", "revoked"]
+            return ["name", "scope", "agent", "expiry_date"]
+        return self.DETAIL
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return []
-        return ["prefix", "name", "scope", "agent", "created", "last_used_at", "revoked"]
+        return self.DETAIL
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -469,6 +477,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return "never"
         return str(date_format(timezone.localtime(obj.last_used_at), "DATETIME_FORMAT"))
 
+    @admin.display(description="expires", ordering="expiry_date")
+    def expires(self, obj: ApiKey) -> str:
+        if obj.expiry_date is None:
+            return "never"
+        return str(date_format(timezone.localtime(obj.expiry_date), "DATETIME_FORMAT"))
+
     @admin.display(description="state", ordering="revoked")
     def state(self, obj: ApiKey) -> str:
         if obj.revoked:
@@ -491,6 +505,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             # The form's clean() catches what an operator can get wrong; this is a guard.
             self.message_user(request, str(exc), messages.ERROR)
             return
+        expires = form.cleaned_data.get("expiry_date")
+        if expires is not None:
+            ApiKey.objects.filter(pk=key.pk).update(expiry_date=expires)
+            key.expiry_date = expires
         # The admin goes on with ``obj`` (its log entry, the redirect): make it the new key.
         for model_field in key._meta.concrete_fields:
             setattr(obj, model_field.attname, getattr(key, model_field.attname))
@@ -505,6 +523,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
             ),
             messages.WARNING,
         )
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        # Saving always goes back to the list, where the key is shown: one button.
+        context = {
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, context)
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
         # The message with the key says it all; the admin's "was added successfully"

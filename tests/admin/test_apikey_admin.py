@@ -136,3 +136,44 @@ def test_an_account_that_may_only_view_keys_cannot_revoke_them(django_user_model
     key.refresh_from_db()
     assert not key.revoked
     assert ApiKey.objects.is_valid(raw)
+
+
+def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Client) -> None:
+    import datetime as dt
+
+    response = staff_client.post(
+        f"{LIST}add/",
+        {
+            "name": "contractor",
+            "scope": "operator",
+            "expiry_date_0": "2031-01-02",
+            "expiry_date_1": "03:04:05",
+        },
+    )
+    assert response.status_code == 302
+    raw = _shown_key(response)
+    key = ApiKey.objects.get(name="contractor")
+    assert key.expiry_date == dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert ApiKey.objects.is_valid(raw)
+    row = staff_client.get(LIST).content.decode().split(">contractor<")[1].split("</tr>")[0]
+    assert "2031" in row
+    ApiKey.objects.filter(pk=key.pk).update(expiry_date=timezone.now() - dt.timedelta(seconds=1))
+    assert not ApiKey.objects.is_valid(raw)
+
+
+def test_an_expiry_in_the_past_is_refused_on_the_field(staff_client: Client) -> None:
+    response = staff_client.post(
+        f"{LIST}add/",
+        {"scope": "operator", "expiry_date_0": "2001-01-01", "expiry_date_1": "00:00:00"},
+    )
+    assert response.status_code == 200
+    assert "a key must expire in the future" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_the_add_page_has_one_save_button_and_readable_help(staff_client: Client) -> None:
+    body = staff_client.get(f"{LIST}add/").content.decode()
+    assert 'name="_save"' in body
+    assert 'name="_addanother"' not in body
+    assert 'name="_continue"' not in body
+    assert "'agent hermes' for an agent key for hermes" in body
