@@ -627,6 +627,16 @@ class SpendAgentAdmin(AgentAdmin):
         context = {"title": "Agents: open one to see its personas", **(extra_context or {})}
         return super().changelist_view(request, context)
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = {"title": "Agent and its personas", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SpendChangeList
 

@@ -407,7 +407,7 @@ def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, 
 class BudgetChangeAdmin(admin.ModelAdmin):
     """Every change of a persona's caps, from the admin, the API, the CLI or a hand edit."""
 
-    list_display = ("at", "persona", "actor", "via", "changes")
+    list_display = ("at", "persona_page", "actor", "via", "changes")
     list_filter = ("via", ("persona__agent", admin.RelatedOnlyFieldListFilter), "at")
     list_select_related = ("persona",)
     search_fields = ("actor", "persona__slug", "persona__agent__id")
@@ -418,6 +418,11 @@ class BudgetChangeAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         title = "Cap changes: who changed which cap, newest first (read-only)"
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="persona", ordering="persona")
+    def persona_page(self, obj: BudgetChange) -> str:
+        url = reverse("admin:personas_persona_change", args=[obj.persona_id])
+        return format_html('<a href="{}">{}</a>', url, obj.persona)
 
     @admin.display(description="before → after")
     def changes(self, obj: BudgetChange) -> SafeString:

@@ -54,6 +54,7 @@ def test_an_agent_page_lists_its_personas_read_only_with_links(staff_client: Cli
     assert f'href="/admin/personas/persona/{coder.pk}/change/"' in body
     assert "no caps" in body
     assert 'name="_save"' not in body
+    assert "historylink" not in body  # admin edits of an agent do not exist
 
 
 def test_the_agent_page_shows_each_persona_s_status_and_spend(staff_client: Client) -> None:
