@@ -19,9 +19,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
@@ -30,7 +31,7 @@ from budgets import admin_queries, apikeys
 from budgets.admin_views import persona_spend_context
 from budgets.models import ApiKey, Charge, Hold
 from budgets.templatetags.spend import format_usd, usd
-from personas.admin import AgentAdmin, PersonaAdmin
+from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline
 from personas.models import Agent, Persona
 
 
@@ -229,14 +230,14 @@ class ChargeAdmin(ReadOnlyAdmin):
     list_per_page = 100
     actions = ["export_csv"]
     fieldsets = (
-        (None, {"fields": ("id", "ts", "persona", "surface", "model", "cost", "request_id")}),
+        (None, {"fields": ("id", "when", "persona", "surface", "model", "cost", "request_id")}),
         ("Usage", {"fields": ("input_tokens", "output_tokens", "hold", "source", "actor")}),
         (
             "Idempotency",
             {"classes": ("collapse",), "fields": ("body_sha256", "first_response", "import_key")},
         ),
     )
-    readonly_fields = ("cost", "first_response")
+    readonly_fields = ("when", "cost", "first_response")
 
     @admin.display(description="answer to the first request (replays get it again)")
     def first_response(self, obj: Charge) -> str:
@@ -336,6 +337,7 @@ class HoldAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     date_hierarchy = "created_at"
+    calendar_first_by = "created_at"  # holds' ids are random; created_at has an index
     fields = (
         "id",
         "persona",
@@ -347,6 +349,10 @@ class HoldAdmin(ReadOnlyAdmin):
         "actor",
     )
     readonly_fields = ("amount", "status")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Holds: estimates reserved by clients until they charge (read-only)"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     @admin.display(description="amount", ordering="amount_nanos")
     def amount(self, obj: Hold) -> str:
@@ -376,12 +382,15 @@ class ApiKeyScopeFilter(admin.SimpleListFilter):
 class ApiKeyAddForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ("name", "scope", "agent")
+        fields = ("name", "scope", "agent", "expiry_date")
         help_texts = {
-            "name": "Who uses it, e.g. 'ci runner'. Empty: 'operator' or 'agent <id>'.",
+            "name": "Who uses it, e.g. 'ci runner'. Empty: 'operator', or 'agent hermes' for "
+            "an agent key for hermes.",
             "scope": "operator: everything. agent: one agent's reads, checks and charges.",
             "agent": "Agent keys only: the one agent the key may act for.",
+            "expiry_date": "Optional: the key stops working at this time (UTC). Empty: never.",
         }
+        labels = {"expiry_date": "Expires"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -394,6 +403,9 @@ class ApiKeyAddForm(forms.ModelForm):
             self.add_error("agent", "An operator key is not tied to an agent: leave this empty.")
         if scope == ApiKey.Scope.AGENT and agent is None:
             self.add_error("agent", "An agent key needs the agent it acts for.")
+        expires = cleaned.get("expiry_date")
+        if expires is not None and expires <= timezone.now():
+            self.add_error("expiry_date", "This time has passed: a key must expire in the future.")
         return cleaned
 
     def _post_clean(self) -> None:
@@ -416,22 +428,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
     Keys are revoked, never deleted, so the audit trail's ``key:<prefix>`` stays readable.
     """
 
-    list_display = ("prefix", "name", "scope", "agent", "created", "last_used_at", "state")
+    list_display = ("prefix", "name", "scope", "agent", "created", "last_used", "expires", "state")
     list_filter = ("scope", ApiKeyScopeFilter, ("agent", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("agent",)
     search_fields = ("name", "=prefix")
     actions = ["revoke"]
     ordering = ("-created",)
 
+    DETAIL = ["prefix", "name", "scope", "agent", "created", "last_used", "expires", "revoked"]
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["name", "scope", "agent"]
-        return ["prefix", "name", "scope", "agent", "created", "last_used_at", "revoked"]
+            return ["name", "scope", "agent", "expiry_date"]
+        return self.DETAIL
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return []
-        return ["prefix", "name", "scope", "agent", "created", "last_used_at", "revoked"]
+        return self.DETAIL
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -452,6 +466,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "API keys: add one for each agent process; tick keys to revoke them"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, obj: ApiKey) -> str:
+        if obj.last_used_at is None:
+            return "never"
+        return str(date_format(timezone.localtime(obj.last_used_at), "DATETIME_FORMAT"))
+
+    @admin.display(description="expires", ordering="expiry_date")
+    def expires(self, obj: ApiKey) -> str:
+        if obj.expiry_date is None:
+            return "never"
+        return str(date_format(timezone.localtime(obj.expiry_date), "DATETIME_FORMAT"))
 
     @admin.display(description="state", ordering="revoked")
     def state(self, obj: ApiKey) -> str:
@@ -475,6 +505,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             # The form's clean() catches what an operator can get wrong; this is a guard.
             self.message_user(request, str(exc), messages.ERROR)
             return
+        expires = form.cleaned_data.get("expiry_date")
+        if expires is not None:
+            ApiKey.objects.filter(pk=key.pk).update(expiry_date=expires)
+            key.expiry_date = expires
         # The admin goes on with ``obj`` (its log entry, the redirect): make it the new key.
         for model_field in key._meta.concrete_fields:
             setattr(obj, model_field.attname, getattr(key, model_field.attname))
@@ -490,7 +524,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected API keys")
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        # Saving always goes back to the list, where the key is shown: one button.
+        context = {
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, context)
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        # The message with the key says it all; the admin's "was added successfully"
+        # would push it down. Back to the list, where the new key is the first row.
+        return HttpResponseRedirect(reverse("admin:budgets_apikey_changelist"))
+
+    # Revoking stops a client at once: it takes the permission to change keys, not just
+    # to see them.
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for key in queryset:
@@ -523,8 +573,69 @@ def _status_pill(status: str, has_caps: bool = True) -> str:
     return format_html('<span class="hal0-pill {}">{}</span>', status, label)
 
 
+class SpendPersonaInline(PersonaInline):
+    """The agent's personas with their status and spend, read from the window counters of
+    all of them at once (two queries, whatever the number of personas)."""
+
+    columns = (
+        "persona_link",
+        "display_name",
+        "status",
+        "today",
+        "this_month",
+        "caps",
+        "enforcement",
+        "file_state",
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Inline instances are made per request, so this never outlives one page.
+        self._views: dict[int, admin_queries.PersonaSpend] = {}
+
+    def _view(self, obj: Persona) -> admin_queries.PersonaSpend:
+        if obj.pk not in self._views:
+            personas = list(Persona.objects.filter(agent_id=obj.agent_id))
+            self._views = {v.persona.pk: v for v in admin_queries.spend_views(personas)}
+        return self._views[obj.pk]
+
+    @admin.display(description="status")
+    def status(self, obj: Persona) -> str:
+        view = self._view(obj)
+        return _status_pill(view.status, view.has_caps)
+
+    @admin.display(description="spent today")
+    def today(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("daily").spent_nanos)
+
+    @admin.display(description="spent this month")
+    def this_month(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("monthly").spent_nanos)
+
+
 class SpendAgentAdmin(AgentAdmin):
     list_display: Any = ("id", "display_name", "persona_count", "today", "this_month")
+    inlines = [SpendPersonaInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        context = {"title": "Agents: open one to see its personas", **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = {"title": "Agent and its personas", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SpendChangeList
@@ -544,6 +655,10 @@ class SpendAgentAdmin(AgentAdmin):
 
 
 class SpendPersonaAdmin(PersonaAdmin):
+    class Media:
+        # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
+        js = ("hal0/budget-form.js",)
+
     list_display: Any = (
         "__str__",
         "display_name",
@@ -561,6 +676,10 @@ class SpendPersonaAdmin(PersonaAdmin):
     def attach_spend(self, personas: list[Persona]) -> None:
         for view in admin_queries.spend_views(personas):
             view.persona._spend = view  # type: ignore[attr-defined]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Personas: open one to see its spend or change its caps"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:
@@ -584,11 +703,16 @@ class SpendPersonaAdmin(PersonaAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
-        context = dict(extra_context or {})
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            context.update(persona_spend_context(obj))
-        return super().change_view(request, object_id, form_url, context)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None:
+            # Read after the form was checked: a hand edit that the check just found (a
+            # conflict) is in the row by now, so the gauges show the caps the file has.
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                context.update(persona_spend_context(obj))
+                context["original"] = obj
+        return response
 
 
 admin.site.unregister(Agent)

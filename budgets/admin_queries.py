@@ -3,8 +3,9 @@
 Lists (agents, personas, the Spend page, the banner) read the window counters of many
 personas in one query and their active holds in another; a persona whose lifetime
 counter is missing (no charge yet, or dropped after a bulk import) is summed from its
-charges with the ``(persona, ts)`` index.
-Nothing here writes a charge or a persona file.
+charges with the ``(persona, ts)`` index, and if it has charges its counters are rebuilt
+(the counters service, as a check would), so that sum is paid once and not on every page
+the banner shows on. Nothing here writes a charge or a persona file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from budgets.models import Charge, Hold, SpendCounter
+from budgets.services import counters
 from budgets.services.windows import LIFETIME_START, windows_at
 from hal0.money import to_nanos
 from personas.models import Persona
@@ -153,20 +155,28 @@ def current_spend(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Sp
             month=found.get((p.pk, "month", tz, month), 0),
             lifetime=lifetime,
         )
-    result.update(_summed(missing, now))
+    summed, charged = _summed(missing, now)
+    result.update(summed)
+    for p in missing:
+        if p.pk in charged:
+            # Counters dropped by a bulk insert (an import): rebuild them now, once, the
+            # way a check does; until then every page with the banner would sum this
+            # persona's whole ledger again. Personas without charges need no counter.
+            w = counters.window_spend(p, windows_at(p.effective_timezone, now))
+            result[p.pk] = Spent(day=w.day, month=w.month, lifetime=w.lifetime)
     return result
 
 
-def _summed(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Spent]:
+def _summed(personas: Sequence[Persona], now: dt.datetime) -> tuple[dict[int, Spent], set[int]]:
     """Personas without a lifetime counter: no charge yet, or counters dropped after a
-    bulk import (the next check rebuilds them). Summed from the charges, one grouped query
-    per timezone, through the ``(persona, ts)`` index; no write, so a page view never
-    takes the database's write lock.
+    bulk import. Summed from the charges, one grouped query per timezone, through the
+    ``(persona, ts)`` index. Returns the sums and the personas that have charges.
     """
     by_tz: dict[str, list[Persona]] = defaultdict(list)
     for p in personas:
         by_tz[p.effective_timezone].append(p)
     result = {p.pk: Spent() for p in personas}
+    charged: set[int] = set()
     for tz_name, group in by_tz.items():
         w = windows_at(tz_name, now)
         rows = (
@@ -180,10 +190,11 @@ def _summed(personas: Sequence[Persona], now: dt.datetime) -> dict[int, Spent]:
             .order_by()
         )
         for r in rows:
+            charged.add(r["persona_id"])
             result[r["persona_id"]] = Spent(
                 day=int(r["day"] or 0), month=int(r["month"] or 0), lifetime=int(r["lifetime"] or 0)
             )
-    return result
+    return result, charged
 
 
 def active_holds(persona_ids: Iterable[int], now: dt.datetime) -> dict[int, tuple[int, int]]:
@@ -450,4 +461,13 @@ def by_model(
 
 
 def latest_charges(persona: Persona | None, limit: int = 10) -> list[Charge]:
-    return list(_charges(persona).select_related("persona").order_by("-id")[:limit])
+    """A persona's newest charges by time (its ``(persona, ts)`` index, backwards); for all
+    personas the latest recorded (the primary key, backwards): across personas only ids
+    are ordered by an index. The two differ only for charges imported with earlier
+    timestamps after newer ones were recorded.
+    """
+    if persona is not None:
+        ordered = Charge.objects.filter(persona=persona).order_by("-ts", "-id")
+    else:
+        ordered = _charges(None).order_by("-id")
+    return list(ordered.select_related("persona")[:limit])

@@ -23,6 +23,21 @@ class Hal0AdminSite(admin.AdminSite):
     # The top bar links every operator page; the sidebar would only take the tables' width.
     enable_nav_sidebar = False
 
+    # The index names tables the way the top bar does.
+    INDEX_NAMES = {
+        ("personas", "BudgetChange"): "Cap changes (audit)",
+        ("budgets", "Charge"): "Ledger (charges)",
+    }
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> Any:
+        apps = super().get_app_list(request, app_label)
+        for app in apps:
+            for model in app["models"]:
+                name = self.INDEX_NAMES.get((app["app_label"], model["object_name"]))
+                if name:
+                    model["name"] = name
+        return apps
+
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [path("spend/", self.admin_view(self.spend_view), name="spend")]
         return extra + super().get_urls()

@@ -106,6 +106,9 @@ class Hold(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["persona", "state", "expires_at"], name="hold_persona_active"),
+            # The admin's holds list, newest first: with a hold per reserved call the table
+            # grows like the ledger, and without it every page sorted all of it.
+            models.Index(fields=["created_at"], name="hold_created_at"),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ these classes: ``personas`` never imports ``budgets``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -154,6 +155,14 @@ def budget_diff(change: BudgetChange) -> SafeString:
 
 NO_CAP = "no cap"
 EMPTY_VS_ZERO = "Empty = no cap. 0 = a cap of zero (every call with a cost is over it)."
+# What a cap field's value means, next to the field (budgets/static/hal0/budget-form.js
+# keeps it current while the operator types; without JavaScript it describes the page as
+# it was served).
+CAP_NOTES = {
+    "none": "no cap: never limited",
+    "zero": "a cap of zero: every call with a cost is over it",
+    "cap": "",
+}
 TIMEZONES = sorted(available_timezones())
 BUDGET_KEYS = {
     "daily_usd": "daily_cap_nanos",
@@ -163,6 +172,33 @@ BUDGET_KEYS = {
 }
 
 
+def cap_kind(value: Any) -> str:
+    """none (empty) | zero | cap: what a cap field's text means, for the note beside it."""
+    text = ("" if value is None else str(value)).strip().removeprefix("$").strip()
+    if not text:
+        return "none"
+    try:
+        return "zero" if Decimal(text.replace(",", "")) == 0 else "cap"
+    except InvalidOperation:
+        return "cap"
+
+
+class UsdInput(forms.TextInput):
+    """A dollar amount with a note that says what empty and 0 mean."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        html = super().render(name, value, attrs, renderer)
+        kind = cap_kind(value)
+        return format_html(
+            '<span class="hal0-usd-wrap"><span class="dollar" aria-hidden="true">$</span>{}'
+            '<span class="hal0-capnote {}" data-kind="{}" aria-live="polite">{}</span></span>',
+            html,
+            kind,
+            kind,
+            CAP_NOTES[kind],
+        )
+
+
 class UsdField(forms.CharField):
     """A cap in USD: empty is ``None`` (no cap), anything else a number >= 0, in nanos."""
 
@@ -170,8 +206,8 @@ class UsdField(forms.CharField):
         super().__init__(
             label=label,
             required=False,
-            help_text=f"{help_text} {EMPTY_VS_ZERO}",
-            widget=forms.TextInput(
+            help_text=help_text,
+            widget=UsdInput(
                 attrs={
                     "placeholder": NO_CAP,
                     "class": "vTextField hal0-usd",
@@ -191,6 +227,12 @@ class UsdField(forms.CharField):
                 "Enter an amount in USD such as 5 or 0.25, or leave it empty for no cap.",
                 code="not_a_number",
             ) from exc
+        if amount.is_finite() and amount < 0:
+            raise forms.ValidationError(
+                f"{self.label} cannot be negative (must be >= 0): enter 0 for a cap of zero, "
+                "or leave it empty for no cap.",
+                code="negative",
+            )
         try:
             return parse_usd(amount, field=str(self.label).lower())
         except MoneyError as exc:
@@ -204,9 +246,13 @@ def usd_initial(nanos: int | None) -> str:
 class PersonaBudgetForm(forms.ModelForm):
     """Edits ``[persona.budget]``; saved by ``write_budget``, never by ``Model.save``."""
 
-    daily_usd = UsdField(label="Daily cap", help_text="Resets at 00:00 in the timezone below.")
-    monthly_usd = UsdField(label="Monthly cap", help_text="Resets at 00:00 on the 1st.")
-    lifetime_usd = UsdField(label="Lifetime cap", help_text="Never resets.")
+    daily_usd = UsdField(
+        label="Daily cap", help_text="Spend per day; resets at 00:00 in the timezone below."
+    )
+    monthly_usd = UsdField(
+        label="Monthly cap", help_text="Spend per month; resets at 00:00 on the 1st."
+    )
+    lifetime_usd = UsdField(label="Lifetime cap", help_text="All spend ever; never resets.")
     per_call_max_usd = UsdField(
         label="Per-call cap", help_text="The largest estimate a single call may have."
     )
@@ -322,9 +368,7 @@ class PersonaBudgetForm(forms.ModelForm):
             data[self.add_prefix("file_sha256")] = persona.content_sha256
             self.data = data
             raise forms.ValidationError(
-                "The persona's file changed since you opened this page, so nothing was saved. "
-                "The table below shows what the file says now; check your values and save "
-                "again to apply them on top of it.",
+                "Nothing was saved: the persona's file changed since you opened this page.",
                 code="conflict",
             )
         return cleaned
@@ -363,13 +407,22 @@ def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, 
 class BudgetChangeAdmin(admin.ModelAdmin):
     """Every change of a persona's caps, from the admin, the API, the CLI or a hand edit."""
 
-    list_display = ("at", "persona", "actor", "via", "changes")
+    list_display = ("at", "persona_page", "actor", "via", "changes")
     list_filter = ("via", ("persona__agent", admin.RelatedOnlyFieldListFilter), "at")
     list_select_related = ("persona",)
     search_fields = ("actor", "persona__slug", "persona__agent__id")
     date_hierarchy = "at"
     fields = ("at", "persona", "actor", "via", "changes", "before", "after")
     readonly_fields = fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Cap changes: who changed which cap, newest first (read-only)"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="persona", ordering="persona")
+    def persona_page(self, obj: BudgetChange) -> str:
+        url = reverse("admin:personas_persona_change", args=[obj.persona_id])
+        return format_html('<a href="{}">{}</a>', url, obj.persona)
 
     @admin.display(description="before → after")
     def changes(self, obj: BudgetChange) -> SafeString:
@@ -412,9 +465,10 @@ class PersonaAdmin(admin.ModelAdmin):
             "Budget",
             {
                 "classes": ("hal0-budget",),
-                "description": (
+                "description": format_html(
                     "Caps in US dollars, written to the persona's TOML file when you save "
-                    "(comments and other tables are kept). Empty = no cap; 0 = a cap of zero."
+                    "(comments and other tables are kept). <strong>{}</strong>",
+                    EMPTY_VS_ZERO,
                 ),
                 "fields": (
                     "daily_usd",
@@ -429,14 +483,74 @@ class PersonaAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Persona (from its file, read-only)",
-            {"fields": ("agent", "slug", "display_name", "summary", "file_state", "loaded_at")},
+            # Folded: it is context, and open it would push Save away from the caps.
+            "Persona details (from its file, read-only)",
+            {
+                "classes": ("collapse",),
+                "fields": ("agent", "slug", "display_name", "summary", "file_state", "loaded_at"),
+            },
         ),
     )
 
     @admin.display(description="caps")
     def caps(self, obj: Persona) -> str:
         return caps_summary(obj)
+
+    # What a staff account that may view personas but not change them sees in place of
+    # the form (the form's fields are not attributes of the row: they would read "None").
+    VIEW_ONLY_BUDGET = (
+        "daily_cap",
+        "monthly_cap",
+        "lifetime_cap",
+        "per_call_cap",
+        "enforcement",
+        "warn_line",
+        "day_boundary",
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        budget = (
+            "Budget",
+            {
+                "classes": ("hal0-budget",),
+                "description": "Your account may see these caps but not change them.",
+                "fields": self.VIEW_ONLY_BUDGET,
+            },
+        )
+        return [budget, *fieldsets[1:]]
+
+    @staticmethod
+    def _cap(nanos: int | None) -> str:
+        text = usd_text(nanos)
+        return f"{text} (a cap of zero)" if nanos == 0 else text
+
+    @admin.display(description="Daily cap")
+    def daily_cap(self, obj: Persona) -> str:
+        return self._cap(obj.daily_cap_nanos)
+
+    @admin.display(description="Monthly cap")
+    def monthly_cap(self, obj: Persona) -> str:
+        return self._cap(obj.monthly_cap_nanos)
+
+    @admin.display(description="Lifetime cap")
+    def lifetime_cap(self, obj: Persona) -> str:
+        return self._cap(obj.lifetime_cap_nanos)
+
+    @admin.display(description="Per-call cap")
+    def per_call_cap(self, obj: Persona) -> str:
+        return self._cap(obj.per_call_cap_nanos)
+
+    @admin.display(description="Warn at")
+    def warn_line(self, obj: Persona) -> str:
+        share = f"{(obj.effective_warn_at * 100).normalize():f} % of a cap"
+        return share if obj.warn_at is not None else f"{share} (default)"
+
+    @admin.display(description="Timezone")
+    def day_boundary(self, obj: Persona) -> str:
+        return obj.timezone or "UTC (default)"
 
     @admin.display(description="enforcement", ordering="hard_cap")
     def enforcement(self, obj: Persona) -> str:
@@ -519,12 +633,17 @@ class PersonaAdmin(admin.ModelAdmin):
         context = dict(extra_context or {})
         obj = self.get_object(request, object_id)
         if obj is not None:
-            changes = self.recent_changes(obj)
-            context["audit"] = [(c, budget_diff(c)) for c in changes]
+            # Read when the template shows it, i.e. after the form was checked: a hand
+            # edit that the check just noticed (and audited) is on the page already.
+            context["audit"] = functools.cache(
+                lambda: [(c, budget_diff(c)) for c in self.recent_changes(obj)]
+            )
             context["audit_url"] = (
                 reverse("admin:personas_budgetchange_changelist") + f"?persona__id__exact={obj.pk}"
             )
             context["timezones"] = TIMEZONES
+            # Saving comes back to this page anyway (response_change): one button.
+            context["show_save_and_continue"] = False
             context.setdefault("title", "Caps and spend")
             context.setdefault("subtitle", f"{obj} · {obj.display_name or obj.slug}")
         return super().change_view(request, object_id, form_url, context)

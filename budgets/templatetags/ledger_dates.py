@@ -1,4 +1,4 @@
-"""A date hierarchy for the ledger that never scans it.
+"""A date hierarchy for the ledger (and the holds) that never scans it.
 
 Django's own asks the database for the distinct years, months and days that hold rows
 (``SELECT DISTINCT trunc(ts)``): a full scan of a million-row ledger on every page view.
@@ -21,7 +21,10 @@ register = template.Library()
 
 
 def _first_year(cl: Any, field: str) -> int:
-    first = cl.model._default_manager.order_by("pk").values_list(field, flat=True).first()
+    # The oldest row by an index: the primary key where ids grow with time (charges), else
+    # the date field itself (holds have random ids and an index on created_at).
+    first_by = getattr(cl.model_admin, "calendar_first_by", "pk")
+    first = cl.model._default_manager.order_by(first_by).values_list(field, flat=True).first()
     today = timezone.localdate()
     return timezone.localtime(first).year if first is not None else today.year
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -53,3 +54,35 @@ def test_an_agent_page_lists_its_personas_read_only_with_links(staff_client: Cli
     assert f'href="/admin/personas/persona/{coder.pk}/change/"' in body
     assert "no caps" in body
     assert 'name="_save"' not in body
+    assert "historylink" not in body  # admin edits of an agent do not exist
+
+
+def test_the_agent_page_shows_each_persona_s_status_and_spend(staff_client: Client) -> None:
+    from personas.models import Persona
+
+    coder = make_persona("hermes", "coder")
+    Persona.objects.filter(pk=coder.pk).update(daily_cap_nanos=2 * USD)
+    make_persona("hermes", "writer")
+    record(coder, 1, ts=timezone.now(), cost_nanos=int(1.7 * USD))
+    body = staff_client.get("/admin/personas/agent/hermes/change/").content.decode()
+    rows = re.findall(r'<tr class="form-row has_original.*?</tr>', body, re.S)
+    coder_row = next(r for r in rows if ">coder<" in r)
+    writer_row = next(r for r in rows if ">writer<" in r)
+    assert 'class="hal0-pill warn"' in coder_row
+    assert coder_row.count("$1.70") == 2  # today and this month
+    assert "no caps" in writer_row
+    assert writer_row.count("$0.00") == 2
+
+
+def test_the_agent_page_costs_the_same_for_two_personas_or_ten(staff_client: Client) -> None:
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            staff_client.get("/admin/personas/agent/hermes/change/")
+        return len(captured)
+
+    for slug in ("p0", "p1"):
+        record(make_persona("hermes", slug), 1, ts=timezone.now())
+    two = queries()
+    for i in range(2, 10):
+        record(make_persona("hermes", f"p{i}"), 1, ts=timezone.now())
+    assert queries() == two

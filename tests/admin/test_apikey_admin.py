@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
@@ -84,14 +85,95 @@ def test_the_revoke_action_revokes_and_says_so(staff_client: Client) -> None:
 
 def test_keys_show_when_they_were_last_used_and_cannot_be_deleted(staff_client: Client) -> None:
     key, _ = create_key(scope="operator", name="busy")
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    create_key(scope="operator", name="idle")
+    used = timezone.now().replace(year=2031, month=3, day=4, hour=5, minute=6)
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=used)
     body = staff_client.get(LIST).content.decode()
-    assert "Last used at" in body or "last used at" in body.lower()
+    rows = {
+        name: row
+        for row in re.findall(r"<tr>.*?</tr>", body, re.S)
+        for name in ("busy", "idle")
+        if f">{name}<" in row
+    }
+    assert "March 4, 2031, 5:06" in rows["busy"] or "Mar. 4, 2031, 5:06" in rows["busy"]
+    assert 'class="field-last_used">never<' in rows["idle"]
     assert "delete_selected" not in body
     assert staff_client.post(f"{LIST}{key.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ApiKey.objects.filter(pk=key.pk).exists()
 
 
+def test_after_adding_a_key_the_list_shows_it_once_without_a_second_message(
+    staff_client: Client,
+) -> None:
+    response = staff_client.post(f"{LIST}add/", {"name": "ci runner", "scope": "operator"})
+    assert response["Location"] == LIST
+    page = staff_client.get(LIST).content.decode()
+    assert page.count("hal0-key") == 1
+    assert "was added successfully" not in page
+
+
 def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
     body = staff_client.get("/admin/").content.decode()
     assert "/admin/rest_framework_api_key/" not in body
+
+
+def test_an_account_that_may_only_view_keys_cannot_revoke_them(django_user_model: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_apikey", content_type__app_label="budgets")
+    )
+    client = Client()
+    client.force_login(viewer)
+    key, raw = create_key(scope="operator", name="prod")
+    page = client.get(LIST)
+    assert page.status_code == 200
+    assert 'value="revoke"' not in page.content.decode()
+    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert not key.revoked
+    assert ApiKey.objects.is_valid(raw)
+
+
+def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Client) -> None:
+    import datetime as dt
+
+    response = staff_client.post(
+        f"{LIST}add/",
+        {
+            "name": "contractor",
+            "scope": "operator",
+            "expiry_date_0": "2031-01-02",
+            "expiry_date_1": "03:04:05",
+        },
+    )
+    assert response.status_code == 302
+    raw = _shown_key(response)
+    key = ApiKey.objects.get(name="contractor")
+    assert key.expiry_date == dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert ApiKey.objects.is_valid(raw)
+    row = staff_client.get(LIST).content.decode().split(">contractor<")[1].split("</tr>")[0]
+    assert "2031" in row
+    ApiKey.objects.filter(pk=key.pk).update(expiry_date=timezone.now() - dt.timedelta(seconds=1))
+    assert not ApiKey.objects.is_valid(raw)
+
+
+def test_an_expiry_in_the_past_is_refused_on_the_field(staff_client: Client) -> None:
+    response = staff_client.post(
+        f"{LIST}add/",
+        {"scope": "operator", "expiry_date_0": "2001-01-01", "expiry_date_1": "00:00:00"},
+    )
+    assert response.status_code == 200
+    assert "a key must expire in the future" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_the_add_page_has_one_save_button_and_readable_help(staff_client: Client) -> None:
+    body = staff_client.get(f"{LIST}add/").content.decode()
+    assert 'name="_save"' in body
+    assert 'name="_addanother"' not in body
+    assert 'name="_continue"' not in body
+    assert "'agent hermes' for an agent key for hermes" in body

@@ -37,6 +37,8 @@ def test_every_change_is_listed_with_who_and_what(
     assert "key:Zx9Yw8Vu (billing bot)" in body
     assert 'daily_usd: <span class="old">5.0</span> → <span class="new">3.0</span>' in body
     assert 'monthly_usd: <span class="old">—</span> → <span class="new">40.0</span>' in body
+    persona = changes[0].persona
+    assert f'<a href="/admin/personas/persona/{persona.pk}/change/">hermes/coder</a>' in body
 
 
 def test_the_list_filters_by_channel(staff_client: Client, changes: list[BudgetChange]) -> None:

@@ -8,6 +8,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from budgets.models import SpendCounter
 from personas.models import Persona
 from tests.budgets.ledger_support import make_persona, record
 
@@ -66,3 +67,22 @@ def test_the_banner_reads_counters_not_the_ledger(staff_client: Client) -> None:
 def test_the_banner_is_not_shown_outside_the_admin(client: Client) -> None:
     over("coder", 12 * USD)
     assert "hal0-banner" not in client.get("/admin/login/").content.decode()
+
+
+def test_after_a_bulk_import_the_ledger_is_summed_once_then_counters_are_read(
+    staff_client: Client,
+) -> None:
+    persona = over("coder", 12 * USD)
+    # A large insert (an import) drops the persona's counters instead of bumping them.
+    record(persona, 150, ts=timezone.now(), cost_nanos=USD // 100)
+    assert not SpendCounter.objects.filter(persona=persona).exists()
+
+    def ledger_reads() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            body = staff_client.get("/admin/").content.decode()
+        assert "today $13.50 of $10.00" in body
+        return [q["sql"] for q in queries if 'FROM "budgets_charge"' in q["sql"]]
+
+    assert ledger_reads()  # the first page sums the ledger and rebuilds the counters
+    assert SpendCounter.objects.filter(persona=persona, window="lifetime").exists()
+    assert ledger_reads() == []  # every page after that reads the counters only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
@@ -71,6 +72,7 @@ def test_a_charge_page_is_view_only_and_a_post_changes_nothing(
     body = page.content.decode()
     assert 'name="_save"' not in body
     assert "Delete" not in body
+    assert charge.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") in body  # to the second
     response = staff_client.post(f"{LIST}{charge.pk}/change/", {"model": "rewritten"})
     assert response.status_code == 403
     charge.refresh_from_db()

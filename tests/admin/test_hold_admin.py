@@ -64,3 +64,27 @@ def test_holds_cannot_be_added_changed_or_deleted(
     hold.refresh_from_db()
     assert hold.state == "active"
     assert "delete_selected" not in staff_client.get(LIST).content.decode()
+
+
+def test_the_list_never_counts_or_scans_every_hold(
+    staff_client: Client, holds: dict[str, Hold]
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        body = staff_client.get(LIST).content.decode()
+    on_holds = [q["sql"] for q in queries if '"budgets_hold"' in q["sql"]]
+    assert not [sql for sql in on_holds if "DISTINCT" in sql.upper()]  # the calendar instead
+    assert not [sql for sql in on_holds if "MIN(" in sql.upper() or "MAX(" in sql.upper()]
+    counts = [sql for sql in on_holds if "COUNT(" in sql.upper() and "GROUP BY" not in sql.upper()]
+    assert counts
+    assert all("LIMIT" in sql.upper() for sql in counts)
+    year = holds["active"].created_at.year
+    assert f"?created_at__year={year}" in body
+
+
+def test_the_holds_list_is_ordered_through_an_index() -> None:
+    indexed = [index.fields for index in Hold._meta.indexes]
+    assert ["created_at"] in indexed
+    assert Hold._meta.ordering == ["-created_at"]

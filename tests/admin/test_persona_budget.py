@@ -60,7 +60,7 @@ def form_data(persona: Persona, client: Client, **changes: str) -> dict[str, str
         data.pop("hard_cap", None)
     else:
         data["hard_cap"] = "on"
-    data["_continue"] = "Save and continue editing"
+    data["_save"] = "Save"
     return data
 
 
@@ -234,3 +234,107 @@ def test_nobody_adds_or_deletes_personas_here(staff_client: Client, coder: Perso
     assert staff_client.get("/admin/personas/persona/add/").status_code == 403
     assert staff_client.post(f"{url(coder)[:-7]}delete/", {"post": "yes"}).status_code == 403
     assert file_of(coder).exists()
+
+
+def _note_beside(body: str, field: str) -> str:
+    """The note rendered right after a cap field's input."""
+    note = r'<span class="hal0-capnote ([a-z]+)"[^>]*>([^<]*)<'
+    match = re.search(rf'id="id_{field}".*?{note}', body, re.S)
+    assert match, field
+    return f"{match.group(1)}: {match.group(2)}"
+
+
+def test_empty_and_zero_read_differently_beside_each_field(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, daily_usd="0", monthly_usd="", lifetime_usd="12")
+    staff_client.post(url(coder), data)
+    body = staff_client.get(url(coder)).content.decode()
+    assert _note_beside(body, "daily_usd") == (
+        "zero: a cap of zero: every call with a cost is over it"
+    )
+    assert _note_beside(body, "monthly_usd") == "none: no cap: never limited"
+    assert _note_beside(body, "lifetime_usd") == "cap: "
+    assert 'src="/static/hal0/budget-form.js"' in body  # keeps the notes current as one types
+    assert "Empty = no cap. 0 = a cap of zero" in body
+
+
+def test_the_form_has_one_save_button_next_to_the_caps(
+    staff_client: Client, coder: Persona
+) -> None:
+    body = staff_client.get(url(coder)).content.decode()
+    assert body.count('name="_save"') == 1
+    assert 'name="_continue"' not in body
+    # The read-only details are folded, so Save follows the Budget fields directly.
+    assert body.index('id="id_timezone"') < body.index("<details>") < body.index('name="_save"')
+
+
+def test_a_negative_cap_says_how_to_write_no_cap_and_a_cap_of_zero(
+    staff_client: Client, coder: Persona
+) -> None:
+    response = staff_client.post(url(coder), form_data(coder, staff_client, daily_usd="-2"))
+    errors = response.context["adminform"].form.errors["daily_usd"]
+    assert errors == [
+        "Daily cap cannot be negative (must be >= 0): enter 0 for a cap of zero, "
+        "or leave it empty for no cap."
+    ]
+
+
+def test_the_conflict_page_shows_the_hand_edit_it_found_in_the_gauges_and_the_audit(
+    staff_client: Client, coder: Persona
+) -> None:
+    data = form_data(coder, staff_client, daily_usd="1")
+    file_of(coder).write_text(CODER.replace("daily_usd = 5.0", "daily_usd = 9.0"), "utf-8")
+    response = staff_client.post(url(coder), data)
+    assert response.context["spend"].window("daily").cap_nanos == 9_000_000_000
+    body = response.content.decode()
+    assert 'data-window="daily"' in body
+    assert "of $9.00" in body
+    audit = body[body.index('id="hal0-audit"') :]
+    assert "file edit" in audit
+    assert "9.0" in audit
+    assert body.count("Nothing was saved") == 1
+
+
+def test_a_cap_change_through_the_api_with_a_key_shows_on_the_persona_page(
+    staff_client: Client, coder: Persona, api_client: Any
+) -> None:
+    response = api_client.put(
+        "/api/agents/hermes/personas/coder/budget",
+        {"daily_usd": 4, "hard_cap": True},
+        format="json",
+    )
+    assert response.status_code == 200
+    from budgets.models import ApiKey
+
+    prefix = ApiKey.objects.get(name="tests").prefix
+    body = staff_client.get(url(coder)).content.decode()
+    audit = body[body.index('id="hal0-audit"') :]
+    assert f"key:{prefix} (tests)" in audit
+    assert "API" in audit
+    assert re.search(r"daily_usd: .*5\.0.*→.*4\.0", audit, re.S)
+
+
+def test_a_staff_account_that_may_only_view_sees_the_caps_and_cannot_change_them(
+    coder: Persona, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_persona"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(url(coder)).content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Daily cap: $5.00" in budget
+    assert "Monthly cap: $50.00" in budget
+    assert "Lifetime cap: no cap" in budget
+    assert "Warn at: 80 % of a cap (default)" in budget
+    assert "None" not in budget[: budget.index("Persona details")]
+    assert 'name="_save"' not in body
+    before = file_of(coder).read_bytes()
+    data = {"daily_usd": "1", "file_sha256": sha256_bytes(before), "_save": "Save"}
+    assert client.post(url(coder), data).status_code == 403
+    assert file_of(coder).read_bytes() == before

@@ -58,3 +58,17 @@ def test_the_month_chart_counts_days_in_the_persona_s_timezone(make_persona: Any
     assert per_day[3] == 2 * USD  # the 4th
     assert per_day[4] == USD  # the 5th
     assert sum(per_day) == 7 * USD
+
+
+def test_latest_charges_are_the_newest_by_time_even_if_recorded_later(
+    staff_client: Client, make_persona: Any
+) -> None:
+    coder: Persona = make_persona("hermes", "coder")
+    now = dt.datetime.now(dt.UTC)
+    record(coder, 1, ts=now, request_id="req-today")
+    # An old ledger imported afterwards: recorded later, but a month older.
+    record(coder, 12, ts=now - dt.timedelta(days=30))
+    response = staff_client.get(f"/admin/personas/persona/{coder.pk}/change/")
+    latest = response.context["latest"]
+    assert latest[0].request_id == "req-today"
+    assert len(latest) == 10

@@ -33,8 +33,18 @@ def _row(body: str, persona: Persona) -> str:
 
 
 def test_it_is_linked_from_the_admin_home_and_every_page(staff_client: Client) -> None:
-    assert 'href="/admin/spend/"' in staff_client.get("/admin/").content.decode()
-    assert 'href="/admin/spend/"' in staff_client.get("/admin/budgets/charge/").content.decode()
+    home = staff_client.get("/admin/").content.decode()
+    start = home[home.index("Start here") : home.index("</div>", home.index("Start here"))]
+    assert 'href="/admin/spend/"' in start
+    assert 'href="/admin/personas/persona/"' in start  # where caps are changed
+    nav = staff_client.get("/admin/budgets/charge/").content.decode()
+    assert 'href="/admin/spend/"' in nav[nav.index('class="hal0-nav"') :]
+
+
+def test_the_home_page_names_the_tables_as_the_top_bar_does(staff_client: Client) -> None:
+    home = staff_client.get("/admin/").content.decode()
+    assert "Cap changes (audit)" in home
+    assert "Ledger (charges)" in home
 
 
 def test_each_window_is_coloured_by_its_status(staff_client: Client) -> None:
