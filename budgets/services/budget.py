@@ -21,12 +21,12 @@ from django.utils import timezone
 
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
-from budgets.services.counters import WindowSpend, spend_and_held
+from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import usd_number
 from personas.models import Persona
-from personas.services import lock_persona, require_good_budget, write_budget
+from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
 DEFAULT_WARN_AT = Decimal("0.8")
@@ -201,6 +201,38 @@ def budget_check(
         return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor)
 
 
+def budget_check_by_id(
+    *,
+    agent_id: str,
+    persona_id: str,
+    estimate_nanos: int,
+    reserve: bool = False,
+    hold_ttl_s: int | None = None,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """``budget_check`` for the persona with these ids, as the API asks it.
+
+    Same answers and errors as ``find_persona`` then ``budget_check``; without
+    ``reserve`` the persona and its spend are read in one query (one round trip on
+    PostgreSQL instead of two).
+    """
+    now = now or timezone.now()
+    if reserve:
+        persona = find_persona(agent_id, persona_id)
+        return budget_check(
+            persona=persona,
+            estimate_nanos=estimate_nanos,
+            reserve=True,
+            hold_ttl_s=hold_ttl_s,
+            actor=actor,
+            now=now,
+        )
+    persona, spend = find_persona_with_spend(agent_id, persona_id, now)
+    _require_caps(persona)
+    return _check(persona, estimate_nanos, now, reserve=False, spend=spend)
+
+
 def _check(
     persona: Persona,
     estimate: int,
@@ -209,10 +241,12 @@ def _check(
     reserve: bool,
     ttl: int | None = None,
     actor: str = "",
+    spend: tuple[WindowSpend, int] | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
-    w = windows_at(persona.effective_timezone, now)
-    verdict = evaluate(spec, *spend_and_held(persona, w, now), estimate)
+    if spend is None:
+        spend = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
+    verdict = evaluate(spec, *spend, estimate)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -421,6 +455,7 @@ __all__ = [
     "BudgetState",
     "budget_charge",
     "budget_check",
+    "budget_check_by_id",
     "budget_put",
     "budget_state",
     "evaluate",

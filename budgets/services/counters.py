@@ -22,6 +22,13 @@ from django.db.models import Q, Sum
 from budgets.models import Charge, Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, Windows, windows_at, zone
 from personas.models import Persona
+from personas.services import (
+    find_persona,
+    hot_persona_query,
+    hot_row_is_current,
+    persona_file_signature,
+    persona_from_hot_row,
+)
 
 DAY = SpendCounter.Window.DAY
 MONTH = SpendCounter.Window.MONTH
@@ -139,6 +146,75 @@ def spend_and_held(persona: Persona, w: Windows, now: dt.datetime) -> tuple[Wind
     if day is None or month is None or lifetime is None:
         return window_spend(persona, w), int(held)
     return WindowSpend(day=int(day), month=int(month), lifetime=int(lifetime)), int(held)
+
+
+# The zone each persona's windows were last cut in, to cut the next ones before its row
+# is read (see find_persona_with_spend). A wrong guess costs a second query, never a
+# wrong answer; bounded so a process serving many personas does not grow without end.
+_ZONE_GUESS: dict[tuple[str, str], str] = {}
+_ZONE_GUESS_MAX = 10_000
+
+
+def _remember_zone(persona: Persona) -> Persona:
+    if len(_ZONE_GUESS) >= _ZONE_GUESS_MAX:
+        _ZONE_GUESS.clear()
+    _ZONE_GUESS[(persona.agent_id, persona.slug)] = persona.effective_timezone
+    return persona
+
+
+@lru_cache(maxsize=4)
+def _persona_and_spend_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    columns, table, _ = hot_persona_query()
+    counter = (
+        f"(SELECT {qn('spent_nanos')} FROM {qn(SpendCounter._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('persona_id')} = p.{qn('id')} AND {qn('window')} = %s AND {qn('tz')} = %s "
+        f"AND {qn('start')} = %s)"
+    )
+    held = (
+        f"(SELECT COALESCE(SUM({qn('amount_nanos')}), 0) FROM {qn(Hold._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('persona_id')} = p.{qn('id')} AND {qn('state')} = %s "
+        f"AND {qn('expires_at')} > %s)"
+    )
+    return (
+        f"SELECT {columns}, {counter}, {counter}, {counter}, {held} "  # noqa: S608
+        f"FROM {table} p WHERE p.{qn('agent_id')} = %s AND p.{qn('slug')} = %s"
+    )
+
+
+def find_persona_with_spend(
+    agent_id: str, persona_id: str, now: dt.datetime
+) -> tuple[Persona, tuple[WindowSpend, int] | None]:
+    """``find_persona`` and, in the same query, :func:`spend_and_held` at ``now``.
+
+    The read-only check's hot path: one round trip instead of two. The windows are cut
+    before the row is read, in the zone this persona had last time (UTC the first time);
+    when the row says otherwise, or a counter is missing, or the file changed, the spend
+    is ``None`` and the caller reads it the usual way. Errors (404s) are find_persona's.
+    """
+    sig = persona_file_signature(agent_id, persona_id)
+    if sig is None:
+        return _remember_zone(find_persona(agent_id, persona_id)), None
+    guess = _ZONE_GUESS.get((agent_id, persona_id), "UTC")
+    w = windows_at(guess, now)
+    ops = connection.ops
+    params: list[Any] = []
+    for window, tz, start in _keys(w):
+        params += [window, tz, ops.adapt_datefield_value(start)]
+    params += [Hold.State.ACTIVE, ops.adapt_datetimefield_value(now), agent_id, persona_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_persona_and_spend_sql(connection.vendor), params)
+        values = cursor.fetchone()
+    _, _, width = hot_persona_query()
+    if values is None or not hot_row_is_current(values[:width], sig):
+        return _remember_zone(find_persona(agent_id, persona_id)), None
+    persona = persona_from_hot_row(values[:width])
+    if persona.effective_timezone != guess:
+        return _remember_zone(persona), None
+    day, month, lifetime, held = values[width:]
+    if day is None or month is None or lifetime is None:
+        return persona, None  # a counter to rebuild: spend_and_held does that
+    return persona, (WindowSpend(day=int(day), month=int(month), lifetime=int(lifetime)), int(held))
 
 
 def bump(persona: Persona, charges: Iterable[Charge]) -> None:

@@ -33,16 +33,13 @@ def client(coder: Persona, agent_client: Callable[[str], APIClient]) -> APIClien
 
 
 def _kind(sql: str) -> str:
-    """A statement by what it does: its verb, and the table it reads or writes first."""
-    words = sql.replace('"', "").split()
+    """A statement by what it does: its verb and the tables it names."""
+    words = sql.replace('"', "").replace("(", " ").replace(")", " ").split()
     verb = words[0].upper()
     if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"}:
         return verb
-    table = next(
-        (w for w in words if w.startswith(("budgets_", "personas_"))),
-        "?",
-    )
-    return f"{verb} {table}"
+    tables = sorted({w for w in words if w.startswith(("budgets_", "personas_"))})
+    return " ".join([verb, *tables])
 
 
 def statements(call: Callable[[], Any]) -> list[str]:
@@ -69,7 +66,7 @@ def test_a_charge_uses_one_savepoint_for_its_idempotency_and_no_other(client: AP
         "SELECT budgets_apikey",
         "SELECT personas_persona",
         "SELECT personas_persona",  # the same row again, locked
-        "SELECT budgets_spendcounter",
+        "SELECT budgets_hold budgets_spendcounter",
         "SAVEPOINT",
         "INSERT budgets_charge",
         "DELETE budgets_spendcounter",
@@ -89,9 +86,55 @@ def test_a_replayed_charge_rolls_back_to_its_savepoint_and_answers_the_first_res
         "SELECT budgets_apikey",
         "SELECT personas_persona",
         "SELECT personas_persona",
-        "SELECT budgets_spendcounter",
+        "SELECT budgets_hold budgets_spendcounter",
         "SAVEPOINT",
         "INSERT budgets_charge",
     ]
     assert "ROLLBACK" in kinds
     assert charge(client, "r-1").content == first.content
+
+
+ONE_READ = "SELECT budgets_hold budgets_spendcounter personas_persona"
+
+
+def check(client: APIClient, estimate: float = 0.5) -> Any:
+    return client.post(f"{URL}/check", {"estimated_cost_usd": estimate}, format="json")
+
+
+def test_a_check_reads_the_persona_its_spend_and_holds_in_one_statement(
+    client: APIClient,
+) -> None:
+    charge(client, "r-1")
+    check(client)  # the first check of a persona learns its zone
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
+
+
+def test_a_check_after_the_zone_changed_reads_again_and_answers_for_the_new_zone(
+    client: APIClient, make_persona: Callable[..., Persona]
+) -> None:
+    charge(client, "r-1")
+    check(client)
+    make_persona("hermes", "coder", 'daily_usd = 10.0\ntimezone = "Pacific/Kiritimati"\n')
+    kinds = statements(lambda: check(client))
+    # The file changed: the full lookup (it re-reads the file) and the spend again.
+    assert kinds[:2] == ["SELECT budgets_apikey", ONE_READ]
+    assert "SELECT budgets_hold budgets_spendcounter" in kinds
+    body = check(client, 9.99).json()
+    assert body["allowed"] is True
+    assert body["remaining_usd"] == {"daily": 9.99}
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
+
+
+def test_a_check_whose_counters_are_gone_rebuilds_them_from_the_charges(
+    client: APIClient, coder: Persona
+) -> None:
+    from budgets.services import counters
+
+    charge(client, "r-1")
+    charge(client, "r-2")
+    check(client)
+    counters.invalidate(coder)
+    body = check(client, 10).json()
+    assert body["remaining_usd"] == {"daily": 9.98, "monthly": 19.98}
+    assert body["allowed"] is False
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
