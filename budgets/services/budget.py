@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -373,45 +373,45 @@ def budget_charge(
             "cost_usd": usd_number(cost_nanos),
             "request_id": request_id,
         }
-        try:
-            # Idempotency by the unique (persona, request_id) constraint, inside this
-            # transaction: a savepoint so a duplicate leaves the outer transaction usable.
-            with transaction.atomic():
-                writer.insert_charges(
-                    row,
-                    [
-                        {
-                            "ts": now,
-                            "surface": surface,
-                            "model": model,
-                            "cost_nanos": cost_nanos,
-                            "request_id": request_id,
-                            "input_tokens": input_tokens,
-                            "output_tokens": output_tokens,
-                            "hold": hold if settles else None,
-                            "actor": actor[:200],
-                            "body_sha256": body_sha,
-                            # As JSON text: PostgreSQL's jsonb would give the keys back
-                            # in its own order, and a replay must answer byte for byte.
-                            "response": json.dumps(response, separators=(",", ":")),
-                        }
-                    ],
-                    source=Charge.Source.API,
-                )
-        except IntegrityError:
+        # Idempotency by the unique (persona, request_id) constraint, inside this
+        # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
+        # DO NOTHING; no savepoint needed, the transaction stays usable).
+        created = writer.insert_charges(
+            row,
+            [
+                {
+                    "ts": now,
+                    "surface": surface,
+                    "model": model,
+                    "cost_nanos": cost_nanos,
+                    "request_id": request_id,
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "hold": hold if settles else None,
+                    "actor": actor[:200],
+                    "body_sha256": body_sha,
+                    # As JSON text: PostgreSQL's jsonb would give the keys back in its
+                    # own order, and a replay must answer byte for byte.
+                    "response": json.dumps(response, separators=(",", ":")),
+                }
+            ],
+            source=Charge.Source.API,
+            unless_request_id_taken=True,
+        )
+        if not created:
             first = (
                 Charge.objects.filter(persona=row, request_id=request_id)
                 .exclude(source=Charge.Source.IMPORT)
                 .first()
             )
-            if first is None:  # not a request_id clash: a real database error
-                raise
+            if first is None:  # cannot be: the constraint found a charge to conflict with
+                raise RuntimeError(f"charge {request_id[:64]!r} neither inserted nor found")
             if first.body_sha256 != body_sha or first.response is None:
                 raise Conflict(
                     f"request_id {request_id[:64]!r} was already charged with another body",
                     code="charge.conflict",
                     details={"request_id": request_id[:200], "seq": first.pk},
-                ) from None
+                )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
         if hold is not None and not settles:

@@ -383,7 +383,8 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
     The interleaving is made deterministic at one point: right after the writer's UPDATE
     of the counters left one without a row (``counters._add_all`` did not return its
     key), a real GET runs to completion in another thread (its own connection and
-    transaction) before the writer goes on. The wrapper only adds that pause; the writer's code runs unchanged.
+    transaction) before the writer goes on. The wrapper only adds that pause; the
+    writer's code runs unchanged.
     """
     from django.db import connections, transaction
     from django.test import TestCase
