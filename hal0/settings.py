@@ -166,6 +166,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "hal0.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["hal0.parsers.Hal0JSONParser"],
+    # DRF's negotiation, without parsing the Accept headers API clients send (*/*, JSON).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "hal0.negotiation.UsualAcceptNegotiation",
     # Bearer API keys on every API view (budgets/auth.py, docs/api-keys.md); with
     # HAL0_REQUIRE_API_KEY off, a request without a key acts as an operator.
     "DEFAULT_AUTHENTICATION_CLASSES": ["budgets.auth.BearerApiKeyAuthentication"],
