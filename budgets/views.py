@@ -13,7 +13,13 @@ from rest_framework.views import APIView
 
 from budgets import openapi as doc
 from budgets.auth import actor_of
-from budgets.services import budget_charge, budget_check, budget_put, budget_state, hold_release
+from budgets.services import (
+    budget_charge,
+    budget_check_by_id,
+    budget_put,
+    budget_state,
+    hold_release,
+)
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
@@ -142,9 +148,10 @@ class CheckView(APIView):
         if not isinstance(reserve, bool):
             raise _invalid("budget.invalid_hold", "reserve must be true or false", "reserve")
         ttl = _ttl(body)
-        persona = _persona(agent_id, persona_id)
-        result = budget_check(
-            persona=persona,
+        # 404s as _persona gives them; the persona and its spend in one query.
+        result = budget_check_by_id(
+            agent_id=agent_id,
+            persona_id=persona_id,
             estimate_nanos=estimate,
             reserve=reserve,
             hold_ttl_s=ttl,

@@ -121,7 +121,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"hal0-test-{os.getpid()}.sqlite3"),
     }
 else:
-    # A dropped PostgreSQL connection is noticed before a request uses it.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that needs no round trip while the server
+        # has not closed the connection (hal0/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "hal0.postgresql"
+    # A dropped connection is noticed before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Connections are kept between requests on both engines: opening one per request was
 # about 60 % of a check's time on SQLite (open the file, run init_command, register
@@ -162,6 +166,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "hal0.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["hal0.parsers.Hal0JSONParser"],
+    # DRF's negotiation, without parsing the Accept headers API clients send (*/*, JSON).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "hal0.negotiation.UsualAcceptNegotiation",
     # Bearer API keys on every API view (budgets/auth.py, docs/api-keys.md); with
     # HAL0_REQUIRE_API_KEY off, a request without a key acts as an operator.
     "DEFAULT_AUTHENTICATION_CLASSES": ["budgets.auth.BearerApiKeyAuthentication"],

@@ -49,8 +49,13 @@ __all__ = [
     "SyncResult",
     "active_persona_id",
     "budget_spec_from_persona",
+    "find_persona",
+    "hot_persona_query",
+    "hot_row_is_current",
     "list_personas",
     "parse_budget_body",
+    "persona_file_signature",
+    "persona_from_hot_row",
     "persona_spec",
     "require_good_budget",
     "resolve_agent",
@@ -129,6 +134,7 @@ _HOT_COLUMNS = (
     "load_error",
     "has_good_budget",
 )
+_SIGNATURE_AT = _HOT_COLUMNS.index("file_signature")
 _WARN_AT_QUANTUM = Decimal("0.0001")
 
 
@@ -184,25 +190,50 @@ def _persona_from_row(values: tuple[Any, ...]) -> Persona:
     return persona
 
 
+def persona_file_signature(agent_id: str, persona_id: str) -> str | None:
+    """The persona file's stat signature, ``None`` for an invalid id or a missing file."""
+    if not (is_valid_id(agent_id) and is_valid_id(persona_id)):
+        return None
+    # Same path as paths.persona_file (ids validated just above), without pathlib's cost.
+    file = os.path.join(settings.HAL0_DATA_DIR, "agents", agent_id, "personas", persona_id)
+    try:
+        return signature(Path(file + ".toml"))
+    except FileNotFoundError:
+        return None
+
+
+def hot_persona_query() -> tuple[str, str, int]:
+    """For callers that fold the persona lookup into a larger query (the budget check):
+    ``(columns, table, width)``. Select ``columns`` from ``table`` (aliased ``p``) where
+    ``p.agent_id`` and ``p.slug`` match, and hand the first ``width`` values of the row
+    to :func:`persona_from_hot_row` once :func:`hot_row_is_current` accepts them."""
+    qn = connection.ops.quote_name
+    columns = ", ".join(f"p.{qn(c)}" for c in _HOT_COLUMNS)
+    return columns, qn(Persona._meta.db_table), len(_HOT_COLUMNS)
+
+
+def hot_row_is_current(values: tuple[Any, ...] | None, sig: str) -> bool:
+    """Does the row cache the file as it is now (same stat signature)?"""
+    return values is not None and values[_SIGNATURE_AT] == sig
+
+
+def persona_from_hot_row(values: tuple[Any, ...]) -> Persona:
+    return _persona_from_row(values)
+
+
 def find_persona(agent_id: str, persona_id: str) -> Persona:
     """``resolve_persona(resolve_agent(agent_id), persona_id)``, fast when nothing changed.
 
     One ``os.stat`` and one query when the file's signature matches the row; anything else
     (unknown agent or persona, a new or edited file) takes the full path, with its errors.
     """
-    if is_valid_id(agent_id) and is_valid_id(persona_id):
-        # Same path as paths.persona_file (ids validated just above), without pathlib's cost.
-        file = os.path.join(settings.HAL0_DATA_DIR, "agents", agent_id, "personas", persona_id)
-        try:
-            sig = signature(Path(file + ".toml"))
-        except FileNotFoundError:
-            sig = None
-        if sig is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(_hot_persona_sql(connection.vendor), [agent_id, persona_id])
-                values = cursor.fetchone()
-            if values is not None and values[_HOT_COLUMNS.index("file_signature")] == sig:
-                return _persona_from_row(values)
+    sig = persona_file_signature(agent_id, persona_id)
+    if sig is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(_hot_persona_sql(connection.vendor), [agent_id, persona_id])
+            values = cursor.fetchone()
+        if hot_row_is_current(values, sig):
+            return _persona_from_row(values)
     return resolve_persona(resolve_agent(agent_id), persona_id)
 
 

@@ -1,7 +1,9 @@
 """Latency of the budget services called in-process, the way the API views call them.
 
-Each sample is one ``find_persona`` (the views' lookup: one ``stat`` and one query) plus
-one service call, timed with ``perf_counter``. No HTTP, no middleware, no JSON.
+Each sample is what the API view calls: for a check, ``budget_check_by_id`` (one
+``stat`` and, without a reserve, one query for the persona and its spend); for a charge,
+``find_persona`` (one ``stat`` and one query) and ``budget_charge``; timed with
+``perf_counter``. No HTTP, no middleware, no JSON.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from budgets.bench.scan import scan_check
-from budgets.services import budget_charge, budget_check, hold_release
+from budgets.services import budget_charge, budget_check_by_id, hold_release
 from hal0.money import to_nanos
 from personas.services import find_persona
 
@@ -41,13 +43,19 @@ def _timed(
 
 
 def check(agent_id: str, persona_id: str) -> dict[str, object]:
-    persona = find_persona(agent_id, persona_id)
-    return budget_check(persona=persona, estimate_nanos=ESTIMATE, actor=ACTOR)
+    return budget_check_by_id(
+        agent_id=agent_id, persona_id=persona_id, estimate_nanos=ESTIMATE, actor=ACTOR
+    )
 
 
 def check_reserve(agent_id: str, persona_id: str) -> dict[str, object]:
-    persona = find_persona(agent_id, persona_id)
-    return budget_check(persona=persona, estimate_nanos=ESTIMATE, reserve=True, actor=ACTOR)
+    return budget_check_by_id(
+        agent_id=agent_id,
+        persona_id=persona_id,
+        estimate_nanos=ESTIMATE,
+        reserve=True,
+        actor=ACTOR,
+    )
 
 
 def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:

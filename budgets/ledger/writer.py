@@ -52,11 +52,17 @@ def insert_charges(
     *,
     source: str,
     batch_size: int = BATCH_SIZE,
+    unless_request_id_taken: bool = False,
 ) -> list[Charge]:
     """Insert charges for one persona (fields of ``Charge`` per row); returns them with ids.
 
     Runs in the caller's transaction when there is one (the charge service holds the
     persona lock around it), else in its own.
+
+    ``unless_request_id_taken`` (one row, not an import): when the persona already has a
+    charge with that ``request_id``, insert nothing and return ``[]`` instead of raising
+    ``IntegrityError``. The unique constraint decides (``ON CONFLICT ... DO NOTHING``), so
+    the caller's transaction stays usable without a savepoint.
     """
     if not rows:
         return []
@@ -64,8 +70,19 @@ def insert_charges(
         unknown = row.keys() - _ROW_KEYS
         if unknown:
             raise TypeError(f"Charge has no field(s) {sorted(unknown)}")
-    with transaction.atomic():
-        created = _insert(persona, rows, source=source, batch_size=batch_size)
+    if unless_request_id_taken and (len(rows) != 1 or source == Charge.Source.IMPORT):
+        raise ValueError("unless_request_id_taken is for one non-import row")
+    # No savepoint of its own: inside a caller's transaction (the charge service) the
+    # rows, counters and mirror hook stand or fall with it. On PostgreSQL a savepoint
+    # here was two more round trips a charge.
+    with transaction.atomic(savepoint=False):
+        created = _insert(
+            persona,
+            rows,
+            source=source,
+            batch_size=batch_size,
+            skip_taken=unless_request_id_taken,
+        )
         if len(created) <= BUMP_LIMIT:
             counters.bump(persona, created)
         else:
@@ -75,7 +92,7 @@ def insert_charges(
 
 
 @lru_cache(maxsize=8)
-def _insert_sql(rows: int, *, columnar: bool) -> str:
+def _insert_sql(rows: int, *, columnar: bool, skip_taken: bool = False) -> str:
     """``INSERT ... RETURNING id`` for ``rows`` rows.
 
     ``columnar`` (PostgreSQL, many rows): one array per column (``unnest``), so the
@@ -91,7 +108,15 @@ def _insert_sql(rows: int, *, columnar: bool) -> str:
         arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in _FIELDS)
         return f"{head} SELECT * FROM unnest({arrays}) {returning}"  # noqa: S608
     one = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
-    return f"{head} VALUES {', '.join([one] * rows)} {returning}"
+    on_conflict = ""
+    if skip_taken:
+        # The target names charge_unique_request_id: its columns and its condition.
+        persona, request_id, source = (qn(c) for c in ("persona_id", "request_id", "source"))
+        import_ = Charge.Source.IMPORT.value
+        on_conflict = (
+            f"ON CONFLICT ({persona}, {request_id}) WHERE NOT ({source} = '{import_}') DO NOTHING "
+        )
+    return f"{head} VALUES {', '.join([one] * rows)} {on_conflict}{returning}"
 
 
 def _array_type(field: Field[Any, Any]) -> str:
@@ -112,7 +137,12 @@ def _rows_per_statement(batch_size: int) -> int:
 
 
 def _insert(
-    persona: Persona, rows: Sequence[Mapping[str, Any]], *, source: str, batch_size: int
+    persona: Persona,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    batch_size: int,
+    skip_taken: bool = False,
 ) -> list[Charge]:
     preps = [_prep(f) for f in _FIELDS]
     values = [_row_values({**row, "source": source}, persona) for row in rows]
@@ -127,8 +157,12 @@ def _insert(
                 params = [[prep(v[i]) for v in chunk] for i, prep in enumerate(preps)]
             else:
                 params = [prep(x) for v in chunk for prep, x in zip(preps, v, strict=True)]
-            cursor.execute(_insert_sql(len(chunk), columnar=columnar), params)
+            cursor.execute(
+                _insert_sql(len(chunk), columnar=columnar, skip_taken=skip_taken), params
+            )
             ids.extend(int(r[0]) for r in cursor.fetchall())
+    if skip_taken and not ids:
+        return []  # the request_id was taken: nothing inserted
     created = []
     for pk, row_values, row in zip(ids, values, rows, strict=True):
         # Built as the ORM builds a row read back from the database (positional: fast).

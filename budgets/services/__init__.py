@@ -3,9 +3,17 @@
 from budgets.services.budget import (
     budget_charge,
     budget_check,
+    budget_check_by_id,
     budget_put,
     budget_state,
     hold_release,
 )
 
-__all__ = ["budget_charge", "budget_check", "budget_put", "budget_state", "hold_release"]
+__all__ = [
+    "budget_charge",
+    "budget_check",
+    "budget_check_by_id",
+    "budget_put",
+    "budget_state",
+    "hold_release",
+]

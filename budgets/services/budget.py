@@ -15,18 +15,18 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
-from budgets.services.counters import WindowSpend, spend_and_held
+from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import LEDGER_MAX_NANOS, usd_number
 from personas.models import Persona
-from personas.services import lock_persona, require_good_budget, write_budget
+from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
 DEFAULT_WARN_AT = Decimal("0.8")
@@ -201,6 +201,38 @@ def budget_check(
         return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor)
 
 
+def budget_check_by_id(
+    *,
+    agent_id: str,
+    persona_id: str,
+    estimate_nanos: int,
+    reserve: bool = False,
+    hold_ttl_s: int | None = None,
+    actor: str = "",
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """``budget_check`` for the persona with these ids, as the API asks it.
+
+    Same answers and errors as ``find_persona`` then ``budget_check``; without
+    ``reserve`` the persona and its spend are read in one query (one round trip on
+    PostgreSQL instead of two).
+    """
+    now = now or timezone.now()
+    if reserve:
+        persona = find_persona(agent_id, persona_id)
+        return budget_check(
+            persona=persona,
+            estimate_nanos=estimate_nanos,
+            reserve=True,
+            hold_ttl_s=hold_ttl_s,
+            actor=actor,
+            now=now,
+        )
+    persona, spend = find_persona_with_spend(agent_id, persona_id, now)
+    _require_caps(persona)
+    return _check(persona, estimate_nanos, now, reserve=False, spend_held=spend)
+
+
 def _check(
     persona: Persona,
     estimate: int,
@@ -209,10 +241,12 @@ def _check(
     reserve: bool,
     ttl: int | None = None,
     actor: str = "",
+    spend_held: tuple[WindowSpend, int] | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
-    w = windows_at(persona.effective_timezone, now)
-    spend, held = spend_and_held(persona, w, now)
+    if spend_held is None:
+        spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
+    spend, held = spend_held
     verdict = evaluate(spec, spend, held, estimate)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
@@ -386,45 +420,45 @@ def budget_charge(
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
-        try:
-            # Idempotency by the unique (persona, request_id) constraint, inside this
-            # transaction: a savepoint so a duplicate leaves the outer transaction usable.
-            with transaction.atomic():
-                writer.insert_charges(
-                    row,
-                    [
-                        {
-                            "ts": now,
-                            "surface": surface,
-                            "model": model,
-                            "cost_nanos": cost_nanos,
-                            "request_id": request_id,
-                            "input_tokens": input_tokens,
-                            "output_tokens": output_tokens,
-                            "hold": hold if settles else None,
-                            "actor": actor[:200],
-                            "body_sha256": body_sha,
-                            # As JSON text: PostgreSQL's jsonb would give the keys back
-                            # in its own order, and a replay must answer byte for byte.
-                            "response": json.dumps(response, separators=(",", ":")),
-                        }
-                    ],
-                    source=Charge.Source.API,
-                )
-        except IntegrityError:
+        # Idempotency by the unique (persona, request_id) constraint, inside this
+        # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
+        # DO NOTHING; no savepoint needed, the transaction stays usable).
+        created = writer.insert_charges(
+            row,
+            [
+                {
+                    "ts": now,
+                    "surface": surface,
+                    "model": model,
+                    "cost_nanos": cost_nanos,
+                    "request_id": request_id,
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "hold": hold if settles else None,
+                    "actor": actor[:200],
+                    "body_sha256": body_sha,
+                    # As JSON text: PostgreSQL's jsonb would give the keys back in its
+                    # own order, and a replay must answer byte for byte.
+                    "response": json.dumps(response, separators=(",", ":")),
+                }
+            ],
+            source=Charge.Source.API,
+            unless_request_id_taken=True,
+        )
+        if not created:
             first = (
                 Charge.objects.filter(persona=row, request_id=request_id)
                 .exclude(source=Charge.Source.IMPORT)
                 .first()
             )
-            if first is None:  # not a request_id clash: a real database error
-                raise
+            if first is None:  # cannot be: the constraint found a charge to conflict with
+                raise RuntimeError(f"charge {request_id[:64]!r} neither inserted nor found")
             if first.body_sha256 != body_sha or first.response is None:
                 raise Conflict(
                     f"request_id {request_id[:64]!r} was already charged with another body",
                     code="charge.conflict",
                     details={"request_id": request_id[:200], "seq": first.pk},
-                ) from None
+                )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
         if settles and hold is not None:
@@ -466,6 +500,7 @@ __all__ = [
     "BudgetState",
     "budget_charge",
     "budget_check",
+    "budget_check_by_id",
     "budget_put",
     "budget_state",
     "evaluate",

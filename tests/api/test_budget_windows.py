@@ -381,9 +381,10 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
     counter first from the charges it can see; the insert must still add its own.
 
     The interleaving is made deterministic at one point: right after the writer's UPDATE
-    of a counter matched no row (``counters._add`` answered False), a real GET runs to
-    completion in another thread (its own connection and transaction) before the writer
-    goes on. The wrapper only adds that pause; the writer's code runs unchanged.
+    of the counters left one without a row (``counters._add_all`` did not return its
+    key), a real GET runs to completion in another thread (its own connection and
+    transaction) before the writer goes on. The wrapper only adds that pause; the
+    writer's code runs unchanged.
     """
     from django.db import connections, transaction
     from django.test import TestCase
@@ -396,7 +397,7 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
     clock.at("America/New_York", 2026, 1, 16, 9)
     main = threading.current_thread()
     seen: list[dict[str, Any]] = []
-    original_add = counters._add
+    original_add = counters._add_all
 
     def reader() -> None:
         try:
@@ -404,19 +405,19 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
         finally:
             connections.close_all()
 
-    def add(persona: Persona, key: Any, amount: int) -> bool:
-        matched = original_add(persona, key, amount)
-        if not matched and threading.current_thread() is main and not seen:
+    def add(persona: Persona, keys: list[Any], amount: int, **kwargs: Any) -> set[Any]:
+        matched = original_add(persona, keys, amount, **kwargs)
+        if len(matched) < len(keys) and threading.current_thread() is main and not seen:
             thread = threading.Thread(target=reader)
             thread.start()
             thread.join(timeout=60)
         return matched
 
-    monkeypatch.setattr(counters, "_add", add)
+    monkeypatch.setattr(counters, "_add_all", add)
     row = {"ts": clock.now, "surface": "s", "model": "m", "cost_nanos": 1_500_000_000}
     with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
         insert_charges(persona, [{**row, "request_id": "imported-1"}], source="api")
-    monkeypatch.setattr(counters, "_add", original_add)
+    monkeypatch.setattr(counters, "_add_all", original_add)
 
     assert seen[0]["spend"]["today_usd"] == 0.0  # the reader ran before the commit
     assert spend(client) == (1.5, 1.5, 1.5)

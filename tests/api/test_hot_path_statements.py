@@ -1,0 +1,147 @@
+"""The statements a check and a charge send to the database, in order.
+
+Each one is a round trip on PostgreSQL (about 0.1-0.2 ms on a busy 2-core machine), so
+the hot path keeps them few (docs/benchmarks.md). A statement added here should be a
+conscious choice: these tests list them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from personas.models import Persona
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/api/agents/hermes/personas/coder/budget"
+
+
+@pytest.fixture
+def coder(make_persona: Callable[..., Persona]) -> Persona:
+    return make_persona("hermes", "coder", "daily_usd = 10.0\nmonthly_usd = 20.0\n")
+
+
+@pytest.fixture
+def client(coder: Persona, agent_client: Callable[[str], APIClient]) -> APIClient:
+    return agent_client("hermes")
+
+
+def _kind(sql: str) -> str:
+    """A statement by what it does: its verb and the tables it names."""
+    words = sql.replace('"', "").replace("(", " ").replace(")", " ").split()
+    verb = words[0].upper()
+    if verb in {"SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"}:
+        return verb
+    # Table names, not the ORM's qualified columns (budgets_charge.id).
+    tables = sorted(
+        {w.split(".")[0].rstrip(",") for w in words if w.startswith(("budgets_", "personas_"))}
+    )
+    return " ".join([verb, *tables])
+
+
+def statements(call: Callable[[], Any]) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code == 200, response.content
+    # BEGIN/COMMIT are sent by the driver on PostgreSQL and by Django on SQLite; the
+    # lists below are about the statements the code chooses to send.
+    return [
+        kind
+        for kind in (_kind(q["sql"]) for q in captured.captured_queries)
+        if kind not in {"BEGIN", "COMMIT"}
+    ]
+
+
+def charge(client: APIClient, request_id: str) -> Any:
+    body = {"surface": "s", "model": "m", "cost_usd": 0.01, "request_id": request_id}
+    return client.post(f"{URL}/charge", body, format="json")
+
+
+def test_a_charge_sends_no_savepoint(client: APIClient) -> None:
+    charge(client, "warm-up")  # builds the window counters
+    assert statements(lambda: charge(client, "r-1")) == [
+        "SELECT budgets_apikey",
+        "SELECT personas_persona",
+        "SELECT personas_persona",  # the same row again, locked
+        "SELECT budgets_hold budgets_spendcounter",
+        # ON CONFLICT DO NOTHING: a taken request_id inserts nothing, no savepoint needed
+        "INSERT budgets_charge",
+        *(
+            # The drop of other zones' counters and the three windows' updates: one
+            # statement on PostgreSQL, two on SQLite.
+            ["WITH budgets_spendcounter"]
+            if connection.vendor == "postgresql"
+            else ["DELETE budgets_spendcounter", "UPDATE budgets_spendcounter"]
+        ),
+    ]
+
+
+def test_a_replayed_charge_inserts_nothing_and_answers_the_first_response(
+    client: APIClient, coder: Persona
+) -> None:
+    from budgets.models import Charge
+
+    first = charge(client, "r-1")
+    kinds = statements(lambda: charge(client, "r-1"))
+    assert kinds == [
+        "SELECT budgets_apikey",
+        "SELECT personas_persona",
+        "SELECT personas_persona",
+        "SELECT budgets_hold budgets_spendcounter",
+        "INSERT budgets_charge",
+        "SELECT budgets_charge",  # the first charge, for its stored answer
+    ]
+    assert charge(client, "r-1").content == first.content
+    assert Charge.objects.filter(persona=coder).count() == 1
+
+
+ONE_READ = "SELECT budgets_hold budgets_spendcounter personas_persona"
+
+
+def check(client: APIClient, estimate: float = 0.5) -> Any:
+    return client.post(f"{URL}/check", {"estimated_cost_usd": estimate}, format="json")
+
+
+def test_a_check_reads_the_persona_its_spend_and_holds_in_one_statement(
+    client: APIClient,
+) -> None:
+    charge(client, "r-1")
+    check(client)  # the first check of a persona learns its zone
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
+
+
+def test_a_check_after_the_zone_changed_reads_again_and_answers_for_the_new_zone(
+    client: APIClient, make_persona: Callable[..., Persona]
+) -> None:
+    charge(client, "r-1")
+    check(client)
+    make_persona("hermes", "coder", 'daily_usd = 10.0\ntimezone = "Pacific/Kiritimati"\n')
+    kinds = statements(lambda: check(client))
+    # The file changed: the full lookup (it re-reads the file) and the spend again.
+    assert kinds[:2] == ["SELECT budgets_apikey", ONE_READ]
+    assert "SELECT budgets_hold budgets_spendcounter" in kinds
+    body = check(client, 9.99).json()
+    assert body["allowed"] is True
+    assert body["remaining_usd"] == {"daily": 9.99}
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
+
+
+def test_a_check_whose_counters_are_gone_rebuilds_them_from_the_charges(
+    client: APIClient, coder: Persona
+) -> None:
+    from budgets.services import counters
+
+    charge(client, "r-1")
+    charge(client, "r-2")
+    check(client)
+    counters.invalidate(coder)
+    body = check(client, 10).json()
+    assert body["remaining_usd"] == {"daily": 9.98, "monthly": 19.98}
+    assert body["allowed"] is False
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]

@@ -1,0 +1,94 @@
+"""The production WSGI application: API paths skip the admin-only middleware, and answer
+exactly as through Django's full handler; the admin keeps its whole chain."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+
+from budgets.apikeys import create_key
+from hal0 import wsgi
+from personas.models import Persona
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/api/agents/hermes/personas/coder/budget"
+
+
+def call(
+    app: Callable[..., Any], method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "127.0.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "https",  # as behind a TLS proxy: no redirect to https
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+    }
+    started: list[Any] = []
+    chunks = app(environ, lambda status, head, *exc: started.append((status, head)))
+    data = b"".join(chunks)
+    if hasattr(chunks, "close"):
+        chunks.close()
+    status, head = started[0]
+    return status, sorted(head), data
+
+
+@pytest.fixture
+def coder(make_persona: Callable[..., Persona], settings: Any) -> Persona:
+    settings.HAL0_REQUIRE_API_KEY = True
+    return make_persona("hermes", "coder", "daily_usd = 1.0\n")
+
+
+def test_the_setting_keeps_the_full_middleware_list() -> None:
+    assert set(settings.MIDDLEWARE) >= wsgi.ADMIN_ONLY_MIDDLEWARE
+    assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in settings.MIDDLEWARE
+
+
+def test_api_answers_are_the_same_as_through_the_full_chain(coder: Persona) -> None:
+    raw = create_key(scope="agent", agent_id="hermes")[1]
+    auth = {"authorization": f"Bearer {raw}"}
+    charge = b'{"surface":"s","model":"m","cost_usd":0.01,"request_id":"r1"}'
+    requests: list[tuple[str, str, bytes, dict[str, str]]] = [
+        ("POST", f"{URL}/check", b'{"estimated_cost_usd": 0.5}', auth),
+        ("POST", f"{URL}/check", b"{not json", auth),
+        ("POST", f"{URL}/check", b'{"estimated_cost_usd": 0.5}', {}),
+        ("POST", f"{URL}/charge", charge, auth),
+        ("POST", f"{URL}/charge", charge, auth),  # the replay
+        ("GET", URL, b"", auth),
+        ("PUT", URL, b'{"daily_usd": 2}', auth),
+        ("POST", f"{URL}/check", b'{"estimated_cost_usd": 0.5}', {**auth, "accept": "text/html"}),
+        ("GET", "/api/nowhere", b"", auth),
+    ]
+    full = WSGIHandler()
+    for method, path, body, headers in requests:
+        short = call(wsgi.application, method, path, body, **headers)
+        assert short == call(full, method, path, body, **headers), (method, path)
+        assert ("X-Frame-Options", "DENY") in short[1]
+        assert not any(name == "Set-Cookie" for name, _ in short[1])
+
+
+def test_the_admin_keeps_its_chain(db: None) -> None:
+    # CSRF is enforced on the admin's login form: a POST without its token is refused.
+    status, _, _ = call(wsgi.application, "POST", "/admin/login/", b"username=x&password=y")
+    assert status.startswith("403")
+    status, head, _ = call(wsgi.application, "GET", "/admin/login/")
+    assert status.startswith("200")
+    cookies = [value.strip() for name, value in head if name == "Set-Cookie"]
+    assert any(cookie.startswith("csrftoken=") for cookie in cookies)
