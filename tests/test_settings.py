@@ -36,8 +36,17 @@ def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off(tmp_path: Path) -> None:
     result = manage(tmp_path, "check")
     assert result.returncode != 0
+    assert result.stderr == (
+        "manage.py: SECRET_KEY is required when DEBUG is off; set it in the environment.\n"
+    )
+    assert result.returncode == 1
+
+
+def test_the_traceback_of_a_settings_error_is_there_when_asked_for(tmp_path: Path) -> None:
+    result = manage(tmp_path, "check", "--traceback")
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
-    assert str(ROOT) not in result.stderr.splitlines()[-1]
 
 
 def test_it_starts_without_a_secret_key_in_debug(tmp_path: Path) -> None:
