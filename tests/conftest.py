@@ -67,6 +67,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs DATABASE_URL=postgres://..."))
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Django drops the SQLite test database file but not its WAL and shared-memory files,
+    # which a connection still open in another thread leaves behind in the temp folder.
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    if sqlite and name and not Path(name).exists():
+        for suffix in ("-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------------------------
 # Agents and personas (real files under the test's data folder, real rows)
 
