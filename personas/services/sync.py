@@ -26,7 +26,7 @@ from personas.toml_store import (
     signature,
 )
 
-# Named for the package, as the log lines were before it was split into modules.
+# Logged under the package's name (the log format shows it), whichever module writes.
 log = logging.getLogger("personas.services")
 
 FILE_EDIT_ACTOR = "file edit"
