@@ -1,0 +1,180 @@
+"""Agents and personas with their spend. personas.admin registers them without spend
+(personas may not import budgets); here they are re-registered with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from budgets import admin_queries
+from budgets.admin_views import persona_spend_context
+from budgets.templatetags.spend import usd
+from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline
+from personas.models import Agent, Persona
+
+
+class _SpendChangeList(ChangeList):
+    """Reads the spend of the page's rows in one batch once the page is known (no N+1)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        attach = getattr(self.model_admin, "attach_spend", None)
+        if attach is not None:
+            attach(list(self.result_list))
+
+
+def _status_pill(status: str, has_caps: bool = True) -> str:
+    label = status if has_caps else "no caps"
+    return format_html('<span class="hal0-pill {}">{}</span>', status, label)
+
+
+class SpendPersonaInline(PersonaInline):
+    """The agent's personas with their status and spend, read from the window counters of
+    all of them at once (two queries, whatever the number of personas)."""
+
+    columns = (
+        "persona_link",
+        "display_name",
+        "status",
+        "today",
+        "this_month",
+        "caps",
+        "enforcement",
+        "file_state",
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.columns
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Inline instances are made per request, so this never outlives one page.
+        self._views: dict[int, admin_queries.PersonaSpend] = {}
+
+    def _view(self, obj: Persona) -> admin_queries.PersonaSpend:
+        if obj.pk not in self._views:
+            personas = list(Persona.objects.filter(agent_id=obj.agent_id))
+            self._views = {v.persona.pk: v for v in admin_queries.spend_views(personas)}
+        return self._views[obj.pk]
+
+    @admin.display(description="status")
+    def status(self, obj: Persona) -> str:
+        view = self._view(obj)
+        return _status_pill(view.status, view.has_caps)
+
+    @admin.display(description="spent today")
+    def today(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("daily").spent_nanos)
+
+    @admin.display(description="spent this month")
+    def this_month(self, obj: Persona) -> str:
+        return usd(self._view(obj).window("monthly").spent_nanos)
+
+
+class SpendAgentAdmin(AgentAdmin):
+    list_display: Any = ("id", "display_name", "persona_count", "today", "this_month")
+    inlines = [SpendPersonaInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        context = {"title": "Agents: open one to see its personas", **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = {"title": "Agent and its personas", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return _SpendChangeList
+
+    def attach_spend(self, agents: list[Agent]) -> None:
+        spent = admin_queries.agent_spend([a.pk for a in agents])
+        for agent in agents:
+            agent._spent = spent[agent.pk]  # type: ignore[attr-defined]
+
+    @admin.display(description="spent today")
+    def today(self, obj: Agent) -> str:
+        return usd(obj._spent.day)  # type: ignore[attr-defined]
+
+    @admin.display(description="spent this month")
+    def this_month(self, obj: Agent) -> str:
+        return usd(obj._spent.month)  # type: ignore[attr-defined]
+
+
+class SpendPersonaAdmin(PersonaAdmin):
+    class Media:
+        # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
+        js = ("hal0/budget-form.js",)
+
+    list_display: Any = (
+        "__str__",
+        "display_name",
+        "status",
+        "today",
+        "this_month",
+        "caps",
+        "enforcement",
+        "file_state",
+    )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return _SpendChangeList
+
+    def attach_spend(self, personas: list[Persona]) -> None:
+        for view in admin_queries.spend_views(personas):
+            view.persona._spend = view  # type: ignore[attr-defined]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Personas: open one to see its spend or change its caps"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="status")
+    def status(self, obj: Persona) -> str:
+        view = obj._spend  # type: ignore[attr-defined]
+        return _status_pill(view.status, view.has_caps)
+
+    @admin.display(description="spent today")
+    def today(self, obj: Persona) -> str:
+        w = obj._spend.window("daily")  # type: ignore[attr-defined]
+        return usd(w.spent_nanos)
+
+    @admin.display(description="spent this month")
+    def this_month(self, obj: Persona) -> str:
+        w = obj._spend.window("monthly")  # type: ignore[attr-defined]
+        return usd(w.spent_nanos)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None:
+            # Read after the form was checked: a hand edit that the check just found (a
+            # conflict) is in the row by now, so the gauges show the caps the file has.
+            obj = self.get_object(request, object_id)
+            if obj is not None:
+                context.update(persona_spend_context(obj))
+                context["original"] = obj
+        return response
+
+
+admin.site.unregister(Agent)
+admin.site.register(Agent, SpendAgentAdmin)
+admin.site.unregister(Persona)
+admin.site.register(Persona, SpendPersonaAdmin)

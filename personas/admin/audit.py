@@ -1,0 +1,54 @@
+"""The cap-change audit trail (``BudgetChange``), read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from personas.admin.display import budget_diff
+from personas.models import BudgetChange
+
+
+@admin.register(BudgetChange)
+class BudgetChangeAdmin(admin.ModelAdmin):
+    """Every change of a persona's caps, from the admin, the API, the CLI or a hand edit."""
+
+    list_display = ("at", "persona_page", "actor", "via", "changes")
+    list_filter = ("via", ("persona__agent", admin.RelatedOnlyFieldListFilter), "at")
+    list_select_related = ("persona",)
+    search_fields = ("actor", "persona__slug", "persona__agent__id")
+    date_hierarchy = "at"
+    fields = ("at", "persona", "actor", "via", "changes", "before", "after")
+    readonly_fields = fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        title = "Cap changes: who changed which cap, newest first (read-only)"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+    @admin.display(description="persona", ordering="persona")
+    def persona_page(self, obj: BudgetChange) -> str:
+        url = reverse("admin:personas_persona_change", args=[obj.persona_id])
+        return format_html('<a href="{}">{}</a>', url, obj.persona)
+
+    @admin.display(description="before → after")
+    def changes(self, obj: BudgetChange) -> SafeString:
+        return budget_diff(obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

@@ -1,0 +1,268 @@
+"""The budget form: the only thing an operator edits on a persona."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from django import forms
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from hal0.errors import ApiError
+from hal0.money import MoneyError, parse_usd, to_decimal
+from personas.admin.display import _json_value, usd_text
+from personas.models import Persona
+from personas.services import resolve_persona
+from personas.toml_store import BudgetInvalid, budget_spec_from_persona, parse_budget_mapping
+
+NO_CAP = "no cap"
+EMPTY_VS_ZERO = "Empty = no cap. 0 = a cap of zero (every call with a cost is over it)."
+# What a cap field's value means, next to the field (budgets/static/hal0/budget-form.js
+# keeps it current while the operator types; without JavaScript it describes the page as
+# it was served).
+CAP_NOTES = {
+    "none": "no cap: never limited",
+    "zero": "a cap of zero: every call with a cost is over it",
+    "cap": "",
+}
+TIMEZONES = sorted(available_timezones())
+BUDGET_KEYS = {
+    "daily_usd": "daily_cap_nanos",
+    "monthly_usd": "monthly_cap_nanos",
+    "lifetime_usd": "lifetime_cap_nanos",
+    "per_call_max_usd": "per_call_cap_nanos",
+}
+
+
+def cap_kind(value: Any) -> str:
+    """none (empty) | zero | cap: what a cap field's text means, for the note beside it."""
+    text = ("" if value is None else str(value)).strip().removeprefix("$").strip()
+    if not text:
+        return "none"
+    try:
+        return "zero" if Decimal(text.replace(",", "")) == 0 else "cap"
+    except InvalidOperation:
+        return "cap"
+
+
+class UsdInput(forms.TextInput):
+    """A dollar amount with a note that says what empty and 0 mean."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        html = super().render(name, value, attrs, renderer)
+        kind = cap_kind(value)
+        return format_html(
+            '<span class="hal0-usd-wrap"><span class="dollar" aria-hidden="true">$</span>{}'
+            '<span class="hal0-capnote {}" data-kind="{}" aria-live="polite">{}</span></span>',
+            html,
+            kind,
+            kind,
+            CAP_NOTES[kind],
+        )
+
+
+class UsdField(forms.CharField):
+    """A cap in USD: empty is ``None`` (no cap), anything else a number >= 0, in nanos."""
+
+    def __init__(self, *, label: str, help_text: str) -> None:
+        super().__init__(
+            label=label,
+            required=False,
+            help_text=help_text,
+            widget=UsdInput(
+                attrs={
+                    "placeholder": NO_CAP,
+                    "class": "vTextField hal0-usd",
+                    "inputmode": "decimal",
+                }
+            ),
+        )
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = (super().to_python(value) or "").strip().removeprefix("$").strip()
+        if not text:
+            return None
+        try:
+            amount = Decimal(text.replace(",", ""))
+        except InvalidOperation as exc:
+            raise forms.ValidationError(
+                "Enter an amount in USD such as 5 or 0.25, or leave it empty for no cap.",
+                code="not_a_number",
+            ) from exc
+        if amount.is_finite() and amount < 0:
+            raise forms.ValidationError(
+                f"{self.label} cannot be negative (must be >= 0): enter 0 for a cap of zero, "
+                "or leave it empty for no cap.",
+                code="negative",
+            )
+        try:
+            return parse_usd(amount, field=str(self.label).lower())
+        except MoneyError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+
+
+def usd_initial(nanos: int | None) -> str:
+    return "" if nanos is None else str(to_decimal(nanos))
+
+
+class PersonaBudgetForm(forms.ModelForm):
+    """Edits ``[persona.budget]``; saved by ``write_budget``, never by ``Model.save``."""
+
+    daily_usd = UsdField(
+        label="Daily cap", help_text="Spend per day; resets at 00:00 in the timezone below."
+    )
+    monthly_usd = UsdField(
+        label="Monthly cap", help_text="Spend per month; resets at 00:00 on the 1st."
+    )
+    lifetime_usd = UsdField(label="Lifetime cap", help_text="All spend ever; never resets.")
+    per_call_max_usd = UsdField(
+        label="Per-call cap", help_text="The largest estimate a single call may have."
+    )
+    hard_cap = forms.BooleanField(
+        label="Hard cap",
+        required=False,
+        help_text="On: a call that would go over a cap is blocked. Off: warn only, never block.",
+    )
+    warn_at = forms.CharField(
+        label="Warn at",
+        required=False,
+        help_text="Fraction of a cap where the status turns to warn: 0.8 = 80 %. Empty = 0.8.",
+        widget=forms.TextInput(attrs={"placeholder": "0.8 (default)", "inputmode": "decimal"}),
+    )
+    timezone = forms.CharField(
+        label="Timezone",
+        required=False,
+        help_text="IANA name for day and month boundaries, e.g. Europe/Berlin. Empty = UTC.",
+        widget=forms.TextInput(attrs={"placeholder": "UTC (default)", "list": "hal0-timezones"}),
+    )
+    # The sha256 of the file the page was made from: a save against another version of the
+    # file is a conflict, never a silent overwrite of someone's hand edit.
+    file_sha256 = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Persona
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec: Any = None
+        self.current: Any = None  # the file's budget when the form was checked
+        self.conflict: list[tuple[str, str, str]] | None = None
+        persona = self.instance
+        if persona.pk is None:
+            return
+        for key, attr in BUDGET_KEYS.items():
+            self.initial[key] = usd_initial(getattr(persona, attr))
+        self.initial["hard_cap"] = persona.hard_cap
+        self.initial["warn_at"] = (
+            "" if persona.warn_at is None else f"{persona.warn_at.normalize()}"
+        )
+        self.initial["timezone"] = persona.timezone
+        self.initial["file_sha256"] = persona.content_sha256
+
+    def clean_warn_at(self) -> Decimal | None:
+        text = (self.cleaned_data.get("warn_at") or "").strip()
+        if not text:
+            return None
+        try:
+            value = Decimal(text)
+        except InvalidOperation as exc:
+            raise forms.ValidationError("Enter a fraction such as 0.8, or leave it empty.") from exc
+        if not value.is_finite() or not (0 < value <= 1):
+            raise forms.ValidationError("Warn at is a fraction above 0 and at most 1, e.g. 0.8.")
+        return value
+
+    def clean_timezone(self) -> str | None:
+        name = (self.cleaned_data.get("timezone") or "").strip()
+        if not name:
+            return None
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError(
+                f"Unknown timezone {name!r}: use an IANA name such as Europe/Berlin or UTC."
+            ) from exc
+        return name
+
+    def budget_mapping(self) -> dict[str, Any]:
+        """The ``[persona.budget]`` table the form describes (unset caps left out)."""
+        data = self.cleaned_data
+        mapping: dict[str, Any] = {}
+        for key in BUDGET_KEYS:
+            if data.get(key) is not None:
+                mapping[key] = to_decimal(data[key])
+        mapping["hard_cap"] = bool(data.get("hard_cap"))
+        if data.get("warn_at") is not None:
+            mapping["warn_at"] = data["warn_at"]
+        if data.get("timezone"):
+            mapping["timezone"] = data["timezone"]
+        return mapping
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            spec = parse_budget_mapping(self.budget_mapping())
+        except BudgetInvalid as exc:
+            # The service's rules have the last word; its key names the field.
+            self.add_error(exc.key if exc.key in self.fields else None, exc.message)
+            return cleaned
+        try:
+            persona = fresh_persona(self.instance)
+        except ApiError as exc:
+            raise forms.ValidationError(f"Nothing was saved: {exc.message}") from exc
+        if persona.load_error:
+            raise forms.ValidationError(
+                "Nothing was saved: the persona's file is malformed "
+                f"({persona.load_error}). Fix the file by hand first; the last good caps "
+                "stay in force meanwhile.",
+                code="malformed",
+            )
+        current = self.current = budget_spec_from_persona(persona)
+        # Unknown keys of the table are not on the form; keep whatever the file has.
+        self.spec = dataclasses.replace(spec, extra=current.extra)
+        if cleaned.get("file_sha256") != persona.content_sha256:
+            self.conflict = conflict_rows(persona, self)
+            # The next save is a deliberate "apply mine on top of this version".
+            data: Any = self.data
+            data = data.copy()
+            data[self.add_prefix("file_sha256")] = persona.content_sha256
+            self.data = data
+            raise forms.ValidationError(
+                "Nothing was saved: the persona's file changed since you opened this page.",
+                code="conflict",
+            )
+        return cleaned
+
+
+def fresh_persona(persona: Persona) -> Persona:
+    """The persona as its file is now (re-read when the file changed since the row)."""
+    return resolve_persona(persona.agent, persona.slug)
+
+
+def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, str, str]]:
+    data = form.cleaned_data
+    rows = [
+        (
+            str(form.fields[key].label),
+            usd_text(getattr(persona, attr)),
+            usd_text(data.get(key)),
+        )
+        for key, attr in BUDGET_KEYS.items()
+    ]
+    rows.append(
+        ("Hard cap", _json_value(persona.hard_cap), _json_value(bool(data.get("hard_cap"))))
+    )
+    rows.append(
+        (
+            "Warn at",
+            _json_value(persona.warn_at.normalize() if persona.warn_at is not None else None),
+            _json_value(data.get("warn_at")),
+        )
+    )
+    rows.append(("Timezone", persona.timezone or "UTC", data.get("timezone") or "UTC"))
+    return rows

@@ -1,0 +1,81 @@
+"""How caps and cap changes read on the admin's pages, and the read-only inline."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from hal0.money import to_decimal
+from personas.models import BudgetChange, Persona
+
+CAP_FIELDS = (
+    ("daily_cap_nanos", "daily"),
+    ("monthly_cap_nanos", "monthly"),
+    ("lifetime_cap_nanos", "lifetime"),
+    ("per_call_cap_nanos", "per call"),
+)
+
+
+def usd_text(nanos: int | None) -> str:
+    if nanos is None:
+        return "no cap"
+    value = to_decimal(nanos)
+    # Cents when the amount has no more; every digit when it has (never rounded away).
+    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value:,}"
+
+
+def caps_summary(persona: Persona) -> str:
+    caps = [
+        f"{label} {usd_text(getattr(persona, attr))}"
+        for attr, label in CAP_FIELDS
+        if getattr(persona, attr) is not None
+    ]
+    return " · ".join(caps) if caps else "no caps"
+
+
+class ReadOnlyInlineMixin:
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def budget_diff(change: BudgetChange) -> SafeString:
+    """The keys that changed, ``key: old → new``; a first record lists what was set."""
+    before = change.before or {}
+    after = change.after or {}
+    keys = sorted(set(before) | set(after))
+    rows = [
+        (key, _json_value(before.get(key)), _json_value(after.get(key)))
+        for key in keys
+        if before.get(key) != after.get(key)
+    ]
+    if not rows:
+        return format_html('<span class="hal0-diff">{}</span>', "no change")
+    return format_html(
+        '<span class="hal0-diff">{}</span>',
+        format_html_join(
+            mark_safe("<br>"),  # a constant tag, never user input
+            '{}: <span class="old">{}</span> → <span class="new">{}</span>',
+            rows,
+        ),
+    )
