@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
 from django.core.paginator import Paginator
-from django.http import HttpRequest
 from django.utils.functional import cached_property
+
+# The same read-only base as the personas' audit trail (records of what happened).
+from personas.admin.display import ReadOnlyAdmin
 
 
 class CappedCountPaginator(Paginator):
@@ -32,19 +33,4 @@ class CappedCountPaginator(Paginator):
         return bool(self.count >= self.CAP and object_list[self.CAP : self.CAP + 1].exists())
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by staff, changeable by nobody: records of what happened."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
+__all__ = ["CappedCountPaginator", "ReadOnlyAdmin"]

@@ -30,6 +30,7 @@ from personas.admin.budget_form import (
 )
 from personas.admin.display import (
     CAP_FIELDS,
+    ReadOnlyAdmin,
     ReadOnlyInlineMixin,
     budget_diff,
     caps_summary,
@@ -49,6 +50,7 @@ __all__ = [
     "PersonaAdmin",
     "PersonaBudgetForm",
     "PersonaInline",
+    "ReadOnlyAdmin",
     "ReadOnlyInlineMixin",
     "UsdField",
     "UsdInput",

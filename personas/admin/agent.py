@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from personas.admin.display import ReadOnlyInlineMixin, caps_summary
+from personas.admin.display import ReadOnlyAdmin, ReadOnlyInlineMixin, caps_summary
 from personas.models import Agent, Persona
 
 
@@ -41,7 +41,7 @@ class PersonaInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ReadOnlyAdmin):
     """Agents come from ``manage.py reprovision``; the admin shows them and their personas."""
 
     list_display = ("id", "display_name", "persona_count")
@@ -56,12 +56,3 @@ class AgentAdmin(admin.ModelAdmin):
     @admin.display(description="personas", ordering="persona_count")
     def persona_count(self, obj: Any) -> int:
         return int(obj.persona_count)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -10,12 +10,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from personas.admin.display import budget_diff
+from personas.admin.display import ReadOnlyAdmin, budget_diff
 from personas.models import BudgetChange
 
 
 @admin.register(BudgetChange)
-class BudgetChangeAdmin(admin.ModelAdmin):
+class BudgetChangeAdmin(ReadOnlyAdmin):
     """Every change of a persona's caps, from the admin, the API, the CLI or a hand edit."""
 
     list_display = ("at", "persona_page", "actor", "via", "changes")
@@ -38,17 +38,3 @@ class BudgetChangeAdmin(admin.ModelAdmin):
     @admin.display(description="before → after")
     def changes(self, obj: BudgetChange) -> SafeString:
         return budget_diff(obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions

@@ -1,10 +1,11 @@
-"""How caps and cap changes read on the admin's pages, and the read-only inline."""
+"""How caps and cap changes read on the admin's pages, and the read-only admin bases."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -35,6 +36,24 @@ def caps_summary(persona: Persona) -> str:
         if getattr(persona, attr) is not None
     ]
     return " · ".join(caps) if caps else "no caps"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff, changeable by nobody: records of what happened."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 class ReadOnlyInlineMixin:
