@@ -216,10 +216,10 @@ CHECK_ERRORS = error_responses(
     "budget.invalid_hold",
     "request.too_large",
 )
+# No persona.malformed: a charge is recorded even for a persona whose file is malformed.
 CHARGE_ERRORS = error_responses(
     "agent.unknown",
     "persona.not_found",
-    "persona.malformed",
     "budget.invalid_body",
     "budget.invalid_charge",
     "charge.conflict",

@@ -22,8 +22,16 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "persona.conflict": (409, "the persona file changed since it was read"),
     "budget.invalid_body": (400, "body empty, null, not an object, or not JSON"),
     "budget.invalid": (400, "the budget fails validation (the message says which key)"),
-    "budget.invalid_estimate": (400, "estimate missing, not a number, negative or non-finite"),
-    "budget.invalid_charge": (400, "surface/model/request_id or cost missing or invalid"),
+    "budget.invalid_estimate": (
+        400,
+        "estimate missing, not a number, negative, non-finite or over 1e9; or a reservation "
+        "past the 9e9 USD one persona's ledger holds",
+    ),
+    "budget.invalid_charge": (
+        400,
+        "surface/model/request_id, cost, hold_id or a token count missing or invalid; or a "
+        "cost past the 9e9 USD one persona's ledger holds",
+    ),
     "charge.conflict": (409, "request_id reused with a different body"),
     "budget.invalid_hold": (400, "reserve not a boolean, or hold_ttl_s not 1 to the maximum"),
     "hold.not_found": (404, "release: no such hold for this persona"),

@@ -110,6 +110,8 @@ def test_a_charge_documents_no_hold_error_and_release_keeps_both(
 
     described = " ".join(r.get("description", "") for r in charge["responses"].values())
     assert "hold." not in described  # a valid charge is recorded whatever its hold
+    # ... and whatever its persona's file says (test_budget_errors pins the recording).
+    assert "persona.malformed" not in described
     assert "hold.not_found" in release["404"]["description"]
     assert "hold.resolved" in release["409"]["description"]
 
