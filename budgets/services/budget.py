@@ -258,7 +258,8 @@ def _check(
     }
     if reserve and verdict.allowed:
         if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
-            # Only without a lifetime cap: the holds' sum must stay a 64-bit integer.
+            # Reached only without a hard lifetime cap (one would block first): the holds'
+            # sum must stay a 64-bit integer.
             raise BadRequest(
                 "estimated_cost_usd would take this persona's spend and holds past "
                 f"{usd_number(LEDGER_MAX_NANOS):.0f} USD, the most its ledger holds",

@@ -204,14 +204,16 @@ def provision_agent(
             outcome: Outcome = (
                 "created" if persona_id in new_seed_files else _preview(agent_id, agent, persona_id)
             )
-            if persona_id in repaired and outcome != "created":
-                outcome = "updated"
         else:
             assert agent is not None
             result = sync_persona(agent, persona_id)
             if result is None:
                 continue  # removed while we were running
             outcome = result.outcome
+        if persona_id in repaired and outcome == "unchanged":
+            # The file was rewritten even when the row's fields come out the same (a broken
+            # file brought back to its last good caps): the count says so, as --dry-run does.
+            outcome = "updated"
         if outcome == "malformed":
             message = _malformed_message(agent_id, agent, persona_id, dry_run)
             report.malformed.append((persona_id, message))

@@ -181,9 +181,10 @@ def test_repair_of_a_malformed_seed_brings_back_the_last_good_caps(data_dir: Pat
     _, err, _ = run_failing("hermes")
     assert "malformed" in err
 
-    _, err = run("hermes", "--repair")
+    out, err = run("hermes", "--repair")
 
     assert err == ""
+    assert out.splitlines()[0] == "hermes: created 0, updated 1, unchanged 1"
     assert parse_persona_text(path.read_text(), stem="coder").budget.daily_nanos == 4 * USD
     row = Persona.objects.get(slug="coder")
     assert row.load_error == ""
@@ -191,6 +192,20 @@ def test_repair_of_a_malformed_seed_brings_back_the_last_good_caps(data_dir: Pat
     assert [b.read_text() for b in folder(data_dir).glob("coder.toml.bak-*")] == [
         "[persona\nthis is not toml"
     ]
+
+
+def test_repair_counts_a_rewritten_file_as_updated_even_when_its_row_stays_the_same(
+    data_dir: Path,
+) -> None:
+    run("hermes")
+    path = folder(data_dir) / "coder.toml"
+    path.write_text("[persona\nthis is not toml")  # broken, and not read by anyone yet
+
+    out, err = run("hermes", "--repair")
+
+    assert err == ""
+    assert out.splitlines()[0] == "hermes: created 0, updated 1, unchanged 1"
+    assert path.read_text() == seeds.CODER.text
 
 
 def test_repair_reports_a_folder_in_place_of_a_seed_instead_of_crashing(data_dir: Path) -> None:
