@@ -130,6 +130,15 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _envelope_response(code: str, message: str, status: int) -> JsonResponse:
+    # Byte for byte like DRF's answers (compact, UTF-8), so a client sees one format.
+    return JsonResponse(
+        envelope(code, message),
+        status=status,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+    )
+
+
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return api_not_found(request)
@@ -140,26 +149,24 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """The last route under /api/: an unknown API path is a JSON 404 even with DEBUG on
     (Django answers an unrouted URL with its HTML debug page then, not ``handler404``)."""
-    return JsonResponse(envelope("not_found", "no such endpoint"), status=404)
+    return _envelope_response("not_found", "no such endpoint", 404)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(envelope("internal", "internal error"), status=500)
+        return _envelope_response("internal", "internal error", 500)
     return defaults.server_error(request)
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         if isinstance(exception, RequestDataTooBig):
-            return JsonResponse(
-                envelope("request.too_large", "request body is too large"), status=413
-            )
-        return JsonResponse(envelope("request.invalid", "bad request"), status=400)
+            return _envelope_response("request.too_large", "request body is too large", 413)
+        return _envelope_response("request.invalid", "bad request", 400)
     return defaults.bad_request(request, exception)
 
 
 def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(envelope("auth.forbidden", "permission denied"), status=403)
+        return _envelope_response("auth.forbidden", "permission denied", 403)
     return defaults.permission_denied(request, exception)
