@@ -39,8 +39,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The measured server and service calls always run with DEBUG off (budgets/bench/runner.py).
 bench: $(STAMP)
-	$(BIN)/python manage.py bench
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bench
 
 clean:
 	rm -rf $(VENV) var
