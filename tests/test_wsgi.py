@@ -4,6 +4,7 @@ exactly as through Django's full handler; the admin keeps its whole chain."""
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
 from budgets.apikeys import create_key
+from budgets.models import Charge
 from hal0 import wsgi
 from personas.models import Persona
 
@@ -22,9 +24,15 @@ URL = "/api/agents/hermes/personas/coder/budget"
 
 
 def call(
-    app: Callable[..., Any], method: str, path: str, body: bytes = b"", **headers: str
+    app: Callable[..., Any],
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    chunked: bool = False,
+    **headers: str,
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    environ = {
+    environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "SCRIPT_NAME": "",
@@ -41,6 +49,10 @@ def call(
         "CONTENT_TYPE": "application/json",
         **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
     }
+    if chunked:
+        # As gunicorn passes such a body on: de-chunked, with no Content-Length.
+        del environ["CONTENT_LENGTH"]
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
     started: list[Any] = []
     chunks = app(environ, lambda status, head, *exc: started.append((status, head)))
     data = b"".join(chunks)
@@ -92,3 +104,29 @@ def test_the_admin_keeps_its_chain(db: None) -> None:
     assert status.startswith("200")
     cookies = [value.strip() for name, value in head if name == "Set-Cookie"]
     assert any(cookie.startswith("csrftoken=") for cookie in cookies)
+
+
+def test_a_chunked_body_is_read_like_one_with_a_length(coder: Persona) -> None:
+    raw = create_key(scope="agent", agent_id="hermes")[1]
+    body = b'{"surface":"s","model":"m","cost_usd":0.25,"request_id":"r-chunked"}'
+
+    status, _, data = call(
+        wsgi.application, "POST", f"{URL}/charge", body, chunked=True, authorization=f"Bearer {raw}"
+    )
+
+    assert status.startswith("200"), data
+    assert json.loads(data)["spend"]["today_usd"] == 0.25
+    assert Charge.objects.get().request_id == "r-chunked"
+
+
+def test_a_chunked_body_over_the_limit_is_413(coder: Persona, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    raw = create_key(scope="agent", agent_id="hermes")[1]
+    body = b'{"estimated_cost_usd": 0.5, "pad": "' + b"x" * 200 + b'"}'
+
+    status, _, data = call(
+        wsgi.application, "POST", f"{URL}/check", body, chunked=True, authorization=f"Bearer {raw}"
+    )
+
+    assert status.startswith("413")
+    assert json.loads(data)["error"]["code"] == "request.too_large"
