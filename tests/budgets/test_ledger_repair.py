@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from budgets.ledger import mirror, reconcile
 from budgets.models import Charge
@@ -21,6 +22,14 @@ def repair(*args: str) -> str:
     out = io.StringIO()
     call_command("ledger", "repair", *args, stdout=out)
     return out.getvalue()
+
+
+def repair_failing(*args: str) -> tuple[str, str]:
+    """A repair that leaves differences behind: its output and the error it exits with."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("ledger", "repair", *args, stdout=out)
+    return out.getvalue(), str(excinfo.value)
 
 
 def verify_ok() -> bool:
@@ -139,12 +148,19 @@ def test_it_reports_but_never_rewrites_extra_or_mismatched_lines(data_dir: Path)
     extra = mirror.encode_line({**line, "seq": charge.pk + 1000})
     path.write_bytes(wrong + extra)
 
-    out = repair()
+    out, error = repair_failing()
 
     assert "hermes/coder: unchanged; left for an operator: 1 extra, 1 mismatched" in out
     assert "1 with extra or mismatched lines" in out
+    assert error == (
+        "repair: 1 mirrors still differ from the database: "
+        "extra or mismatched lines are left for an operator"
+    )
     assert path.read_bytes() == wrong + extra
     assert not verify_ok()
+    # Run again: the same answer, the file untouched.
+    assert repair_failing()[1] == error
+    assert path.read_bytes() == wrong + extra
 
 
 # --- repair racing real appends -------------------------------------------------------
@@ -172,13 +188,19 @@ def test_appends_during_a_rewriting_repair_land_in_the_new_file(data_dir: Path) 
     child = ctx.Process(target=_append_lines, args=(str(path), APPENDS))
     child.start()
     rewrites = 0
+    refusals: list[str] = []
     while child.is_alive() or rewrites == 0:
         with path.open("ab") as fh:
             fh.write(b"garbage\n")
-        repair()
+        try:
+            repair()
+        except CommandError as exc:
+            refusals.append(str(exc))
         rewrites += 1
     child.join(timeout=120)
     assert child.exitcode == 0
+    # The child's lines are no charges of this persona: extras, left in place and reported.
+    assert all("still differ from the database" in text for text in refusals)
 
     lines = list(mirror.read_lines(path))
     service = [ln.obj["seq"] for ln in lines if ln.obj and ln.obj.get("writer") == "service"]
@@ -188,8 +210,6 @@ def test_appends_during_a_rewriting_repair_land_in_the_new_file(data_dir: Path) 
 def test_a_mirror_that_cannot_be_written_is_reported_and_fails_the_command(
     data_dir: Path,
 ) -> None:
-    from django.core.management.base import CommandError
-
     healthy = make_persona("hermes", "hermes")
     blocked = make_persona("hermes", "coder")
     record(healthy, 1)

@@ -109,6 +109,13 @@ class Command(BaseCommand):
         self.stdout.write(line)
         if failed:
             raise CommandError(f"repair: {failed} mirrors could not be repaired (see above)")
+        if needs_operator:
+            # Those lines are evidence and stay; the mirror is still not in step, so a
+            # scheduled repair must not read as a success.
+            raise CommandError(
+                f"repair: {needs_operator} mirrors still differ from the database: "
+                "extra or mismatched lines are left for an operator"
+            )
 
     def _import(self, path: Path, agent_id: str, persona_id: str) -> None:
         if not (is_valid_id(agent_id) and is_valid_id(persona_id)):
