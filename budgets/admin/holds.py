@@ -61,16 +61,7 @@ class HoldAdmin(ReadOnlyAdmin):
     paginator = CappedCountPaginator
     date_hierarchy = "created_at"
     calendar_first_by = "created_at"  # holds' ids are random; created_at has an index
-    fields = (
-        "id",
-        "persona",
-        "amount",
-        "status",
-        "created_at",
-        "expires_at",
-        "resolved_at",
-        "actor",
-    )
+    fields = list_display
     readonly_fields = ("amount", "status")
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:

@@ -32,20 +32,23 @@ def _status_pill(status: str, has_caps: bool = True) -> str:
     return format_html('<span class="hal0-pill {}">{}</span>', status, label)
 
 
+# What the agent page's persona rows and the persona list show after the persona itself.
+PERSONA_COLUMNS = (
+    "display_name",
+    "status",
+    "today",
+    "this_month",
+    "caps",
+    "enforcement",
+    "file_state",
+)
+
+
 class SpendPersonaInline(PersonaInline):
     """The agent's personas with their status and spend, read from the window counters of
     all of them at once (two queries, whatever the number of personas)."""
 
-    columns = (
-        "persona_link",
-        "display_name",
-        "status",
-        "today",
-        "this_month",
-        "caps",
-        "enforcement",
-        "file_state",
-    )
+    columns = ("persona_link", *PERSONA_COLUMNS)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.columns
@@ -118,16 +121,7 @@ class SpendPersonaAdmin(PersonaAdmin):
         # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
         js = ("hal0/budget-form.js",)
 
-    list_display: Any = (
-        "__str__",
-        "display_name",
-        "status",
-        "today",
-        "this_month",
-        "caps",
-        "enforcement",
-        "file_state",
-    )
+    list_display: Any = ("__str__", *PERSONA_COLUMNS)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SpendChangeList
