@@ -36,6 +36,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "budget.invalid_hold": (400, "reserve not a boolean, or hold_ttl_s not 1 to the maximum"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "price.unknown": (
+        400,
+        "check: no estimated_cost_usd and no price for the model on this surface (the "
+        "message says how to add one); GET /api/prices answers it with 404",
+    ),
+    "request.invalid": (400, "a query parameter is missing or invalid"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
