@@ -54,8 +54,8 @@ HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [
-    # Django's admin with the operators' Spend page (budgets/admin_site.py).
-    "budgets.admin_site.Hal0AdminConfig",
+    # Django's admin with the operators' Spend page (budgets/admin/site.py).
+    "budgets.apps.Hal0AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -102,7 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 # The over-cap banner on every admin page (lazy: admin pages only).
-                "budgets.context_processors.spend_alerts",
+                "budgets.admin.context_processors.spend_alerts",
             ],
         },
     },
