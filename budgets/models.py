@@ -187,3 +187,9 @@ class ApiKey(AbstractAPIKey):
                 name="apikey_scope_matches_agent",
             ),
         ]
+
+
+# The events package keeps its rows beside its code; importing them here registers them.
+from budgets.events.models import WorkerHeartbeat  # noqa: E402
+
+__all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "SpendCounter", "WorkerHeartbeat"]
