@@ -63,9 +63,7 @@ def catalogue_price(model: str, surface: str | None) -> Any:
         # Past the 200k-token tier of the models that have one.
         Usage(input_tokens=250_001, output_tokens=4_000),
         Usage(input_tokens=10_000, output_tokens=500, cache_read_tokens=6_000),
-        Usage(
-            input_tokens=10_000, output_tokens=500, cache_read_tokens=3_000, cache_write_tokens=2_000
-        ),
+        Usage(10_000, 500, cache_read_tokens=3_000, cache_write_tokens=2_000),
     ],
     ids=["plain", "one-token", "odd", "tier", "cache-read", "cache-read-write"],
 )
@@ -129,10 +127,13 @@ def test_the_worst_case_covers_every_usage_within_its_tokens(model: str, surface
     ]:
         assert cost_nanos(rates, usage) <= worst
     # And it is not padded: the dearest of those usages costs exactly the worst case.
-    assert max(
-        cost_nanos(rates, Usage(estimated_in, estimated_out)),
-        cost_nanos(rates, Usage(estimated_in, estimated_out, cache_write_tokens=estimated_in)),
-    ) == worst
+    assert (
+        max(
+            cost_nanos(rates, Usage(estimated_in, estimated_out)),
+            cost_nanos(rates, Usage(estimated_in, estimated_out, cache_write_tokens=estimated_in)),
+        )
+        == worst
+    )
 
 
 def test_a_surface_picks_the_provider_and_others_match_across_providers() -> None:
@@ -202,10 +203,12 @@ def test_prices_toml_parses_into_overrides_that_win() -> None:
         ("gpt-4o", None, 2),
     ]
     local = resolve_price("llama-3.3-70b", "local", overrides=overrides, at=NOW)
-    assert local is not None and local.source == "override"
-    assert local.rates.input == Rate(Decimal(0)) and local.rates.output == Rate(Decimal(0))
+    assert local is not None
+    assert local.source == "override"
+    assert local.rates.input == local.rates.output == Rate(Decimal(0))
     gpt = resolve_price("gpt-4o", "openai", overrides=overrides, at=NOW)
-    assert gpt is not None and gpt.source == "override"
+    assert gpt is not None
+    assert gpt.source == "override"
     assert gpt.version.startswith("prices.toml ")
     # A whole price: the cache write rate is not taken from the catalogue.
     assert gpt.rates.cache_write is None
@@ -226,8 +229,10 @@ output_per_mtok_usd = 1
 
     azure = resolve_price("gpt-4o", "Azure", overrides=overrides, at=NOW)
     other = resolve_price("gpt-4o", "openai", overrides=overrides, at=NOW)
-    assert azure is not None and azure.rates.output == Rate(Decimal(1))
-    assert other is not None and other.rates.output == Rate(Decimal("8.5"))
+    assert azure is not None
+    assert azure.rates.output == Rate(Decimal(1))
+    assert other is not None
+    assert other.rates.output == Rate(Decimal("8.5"))
 
 
 @pytest.mark.parametrize(
@@ -301,7 +306,8 @@ def test_hand_edits_are_picked_up_and_a_malformed_file_keeps_the_last_good_price
     file.write_text(GOOD.replace("8.5", "oops"))
     broken = store.current()
     assert broken.overrides == first.overrides
-    assert broken.malformed and "not valid TOML" in broken.errors[0]
+    assert broken.malformed
+    assert "not valid TOML" in broken.errors[0]
     assert str(data_dir) not in broken.errors[0]
 
     file.write_text(GOOD.replace("8.5", "9.5"))
