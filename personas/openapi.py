@@ -36,6 +36,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "budget.invalid_hold": (400, "reserve not a boolean, or hold_ttl_s not 1 to the maximum"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "run.invalid": (400, "run body or list query fails validation (the message says which key)"),
+    "run.invalid_extension": (400, "an addition missing, zero, negative, non-finite or unknown"),
+    "run.not_found": (404, "no such run for this persona (another persona's run reads the same)"),
+    "run.conflict": (409, "run_id reused with a different body"),
+    "run.closed": (409, "the run is closed: checks naming it are refused"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
