@@ -70,6 +70,12 @@ class BudgetPutRequestSerializer(serializers.Serializer[Any]):
     timezone = serializers.CharField(
         required=False, help_text="extension: IANA zone for day/month boundaries (UTC)"
     )
+    paused = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="extension: the stop switch. true refuses every check of this persona "
+        "(also a warn-only one) until it is set back to false or left out",
+    )
 
 
 class SpendSerializer(serializers.Serializer[Any]):

@@ -91,6 +91,11 @@ class BudgetBlockSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField(help_text="false = warn only, never block")
     warn_at = serializers.FloatField(required=False, help_text="extension; default 0.8")
     timezone = serializers.CharField(required=False, help_text="extension; default UTC")
+    paused = serializers.BooleanField(
+        required=False,
+        help_text="extension: the stop switch; present (true) only while paused. Every check "
+        'is then refused with `limit: "paused"`, whatever the estimate',
+    )
 
 
 class AgentSerializer(serializers.Serializer[Any]):

@@ -8,9 +8,11 @@ from budgets.services.budget import (
     budget_state,
     hold_release,
 )
+from budgets.services.pause import budget_pause
 
 __all__ = [
     "budget_charge",
+    "budget_pause",
     "budget_check",
     "budget_check_by_id",
     "budget_put",
