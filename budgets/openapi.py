@@ -121,6 +121,13 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
     hold_ttl_s = serializers.IntegerField(
         required=False, min_value=1, help_text="extension: hold lifetime in seconds (300)"
     )
+    request_id = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="extension, with `reserve`: makes the reserve idempotent per persona. The "
+        "same body again answers the first answer (the same hold) and takes no other hold; "
+        "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
+    )
 
 
 class HoldSerializer(serializers.Serializer[Any]):
@@ -140,7 +147,7 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime"],
+        ["per_call", "daily", "monthly", "lifetime", "paused"],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
@@ -239,6 +246,7 @@ CHECK_ERRORS = error_responses(
     "budget.invalid_body",
     "budget.invalid_estimate",
     "budget.invalid_hold",
+    "hold.conflict",
     "request.too_large",
 )
 # No persona.malformed: a charge is recorded even for a persona whose file is malformed.
@@ -259,6 +267,11 @@ CHECK_EXAMPLES = [
     OpenApiExample(
         "estimate with a hold",
         value={"estimated_cost_usd": 0.05, "reserve": True, "hold_ttl_s": 300},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "idempotent reserve (safe to retry)",
+        value={"estimated_cost_usd": 0.05, "reserve": True, "request_id": "req_abc"},
         request_only=True,
     ),
     OpenApiExample(

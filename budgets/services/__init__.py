@@ -12,9 +12,9 @@ from budgets.services.pause import budget_pause
 
 __all__ = [
     "budget_charge",
-    "budget_pause",
     "budget_check",
     "budget_check_by_id",
+    "budget_pause",
     "budget_put",
     "budget_state",
     "hold_release",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -22,6 +21,7 @@ from django.utils import timezone
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.runs import services as runs
+from budgets.services import reserve as idempotent
 from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
@@ -125,7 +125,7 @@ class Verdict:
     allowed: bool
     reason: str | None
     decision: str  # allow | warn | block
-    limit: str | None  # per_call | daily | monthly | lifetime
+    limit: str | None  # per_call | daily | monthly | lifetime | paused
     remaining: dict[str, int]
 
 
@@ -140,6 +140,10 @@ def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> 
         cap = _cap_of(spec, window)
         if cap is not None:
             remaining[window] = max(0, cap - _spent_of(spend, window) - held)
+    if spec.paused:
+        # The stop switch blocks whatever the estimate, a warn-only budget too.
+        reason = "an operator paused the persona budget: no call is allowed until it is resumed"
+        return Verdict(False, reason, "block", "paused", remaining)
     limit: str | None = None
     reason: str | None = None
     if spec.per_call_nanos is not None and estimate > spec.per_call_nanos:
@@ -190,8 +194,12 @@ def budget_check(
     hold_ttl_s: int | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
+    key: idempotent.ReserveKey | None = None,
 ) -> dict[str, Any]:
-    """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold."""
+    """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold.
+
+    ``key`` (reserve only) makes the reserve idempotent: see ``budgets.services.reserve``.
+    """
     _require_caps(persona)
     now = now or timezone.now()
     if not reserve:
@@ -199,7 +207,7 @@ def budget_check(
         return _check(persona, estimate_nanos, now, reserve=False)
     with transaction.atomic():
         row = _lock(persona)
-        return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor)
+        return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor, key=key)
 
 
 def budget_check_by_id(
@@ -211,6 +219,7 @@ def budget_check_by_id(
     hold_ttl_s: int | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
+    key: idempotent.ReserveKey | None = None,
 ) -> dict[str, Any]:
     """``budget_check`` for the persona with these ids, as the API asks it.
 
@@ -228,6 +237,7 @@ def budget_check_by_id(
             hold_ttl_s=hold_ttl_s,
             actor=actor,
             now=now,
+            key=key,
         )
     persona, spend = find_persona_with_spend(agent_id, persona_id, now)
     _require_caps(persona)
@@ -243,6 +253,7 @@ def _check(
     ttl: int | None = None,
     actor: str = "",
     spend_held: tuple[WindowSpend, int] | None = None,
+    key: idempotent.ReserveKey | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     if spend_held is None:
@@ -257,6 +268,10 @@ def _check(
         "decision": verdict.decision,
         "limit": verdict.limit,
     }
+    if reserve and not verdict.allowed:
+        replay = idempotent.replay_refused(persona, key)
+        if replay is not None:
+            return replay
     if reserve and verdict.allowed:
         if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
             # Reached only without a hard lifetime cap (one would block first): the holds'
@@ -268,8 +283,8 @@ def _check(
                 details={"key": "estimated_cost_usd"},
             )
         seconds = ttl if ttl is not None else settings.HAL0_HOLD_TTL_S
-        hold = Hold.objects.create(
-            id="hold_" + secrets.token_urlsafe(18),
+        hold = Hold(
+            id=idempotent.new_hold_id(),
             persona=persona,
             amount_nanos=estimate,
             created_at=now,
@@ -277,6 +292,7 @@ def _check(
             actor=actor[:200],
         )
         out["hold"] = _hold_json(hold)
+        return idempotent.take_hold(hold, out, key)
     return out
 
 
