@@ -142,8 +142,8 @@ def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> 
             remaining[window] = max(0, cap - _spent_of(spend, window) - held)
     if spec.paused:
         # The stop switch blocks whatever the estimate, a warn-only budget too.
-        reason = "an operator paused the persona budget: no call is allowed until it is resumed"
-        return Verdict(False, reason, "block", "paused", remaining)
+        stopped = "an operator paused the persona budget: no call is allowed until it is resumed"
+        return Verdict(False, stopped, "block", "paused", remaining)
     limit: str | None = None
     reason: str | None = None
     if spec.per_call_nanos is not None and estimate > spec.per_call_nanos:

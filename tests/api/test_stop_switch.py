@@ -68,7 +68,7 @@ def test_resuming_lifts_the_stop_at_once_and_both_are_audited(client: APIClient)
     assert "paused" not in resumed["budget"]
     assert check(client)["allowed"] is True
     changes = BudgetChange.objects.order_by("id")
-    assert [(c.before.get("paused"), c.after.get("paused")) for c in changes] == [
+    assert [((c.before or {}).get("paused"), c.after.get("paused")) for c in changes] == [
         (None, True),
         (True, None),
     ]

@@ -92,7 +92,9 @@ def test_pause_and_resume_write_the_file_and_are_audited_with_the_actor(
     budget_pause(persona=persona, paused=True, actor="user:ops", via="admin")
     budget_pause(persona=persona, paused=False, actor="user:ana", via="admin")
     changes = list(BudgetChange.objects.filter(persona=persona).order_by("id"))
-    assert [(c.actor, c.via, c.before.get("paused"), c.after.get("paused")) for c in changes] == [
+    assert [
+        (c.actor, c.via, (c.before or {}).get("paused"), c.after.get("paused")) for c in changes
+    ] == [
         ("user:ops", "admin", None, True),
         ("user:ana", "admin", True, None),
     ]
