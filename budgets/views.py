@@ -224,6 +224,7 @@ class ChargeView(APIView):
         cost = quote.charge_cost(
             model=model, surface=surface, reported_nanos=reported, usage=usage, at=now
         )
+        run_id = _text(body, "run_id", code, required=False)
         persona = _persona(agent_id, persona_id)
         result = budget_charge(
             persona=persona,
@@ -238,6 +239,7 @@ class ChargeView(APIView):
             cache_write_tokens=cache_write,
             cost_source=cost.source,
             price_version=cost.version,
+            run_id=run_id,
             actor=actor_of(request),
             now=now,
         )
