@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from budgets.admin.pause import PauseMixin
+from budgets.admin.runs import persona_runs
 from budgets.admin.views import persona_spend_context
 from budgets.reports import selectors
 from budgets.templatetags.spend import usd
@@ -172,6 +173,7 @@ class SpendPersonaAdmin(PauseMixin, PersonaAdmin):
             if obj is not None:
                 context.update(persona_spend_context(obj))
                 context["original"] = obj
+                context["runs"] = persona_runs(obj)
         return response
 
 
