@@ -37,6 +37,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
     "request.too_large": (413, "body over the size limit"),
+    "report.invalid": (
+        400,
+        "a report parameter is invalid (`details.key` names it): a date not YYYY-MM-DD, "
+        "`from` after `to`, over 366 days, an unknown zone or grouping",
+    ),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
 
