@@ -43,6 +43,13 @@ HAL0_DATA_DIR = Path(env.str("HAL0_DATA_DIR", default=str(VAR_DIR / "data")))
 # Default lifetime of a hold when the check body gives none, and the longest allowed.
 HAL0_HOLD_TTL_S = env.int("HAL0_HOLD_TTL_S", default=300)
 HAL0_HOLD_TTL_MAX_S = env.int("HAL0_HOLD_TTL_MAX_S", default=86_400)
+# The background worker (manage.py worker): idle poll, heartbeat period, and the age of the
+# newest heartbeat after which /readyz reports the worker down (docs/alerts.md).
+HAL0_WORKER_POLL_S = env.float("HAL0_WORKER_POLL_S", default=1.0)
+HAL0_WORKER_BEAT_S = env.float("HAL0_WORKER_BEAT_S", default=10.0)
+HAL0_WORKER_STALE_S = env.float("HAL0_WORKER_STALE_S", default=60.0)
+# Off: /readyz ignores the worker (web nodes stay in the load balancer while it is down).
+HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True)
 # API keys are required unless an operator explicitly runs an open local service.
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
@@ -184,6 +191,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Run states and hold states are both fields named "state": name each set.
+    "ENUM_NAME_OVERRIDES": {"RunStateEnum": ["active", "needs_budget", "closed"]},
 }
 
 # django-axes: lock an admin login out after repeated failures.
@@ -204,6 +213,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # "preload" only marks the site as eligible for the browsers' HSTS preload list; submitting
 # it stays the domain owner's decision. Set SECURE_HSTS_PRELOAD=false to leave it out.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# Probes and scrapers often speak plain HTTP to the node itself: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 )
