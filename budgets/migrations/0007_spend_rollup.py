@@ -45,8 +45,8 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ('budgets', '0006_runs'),
-        ('personas', '0002_persona_paused'),
+        ("budgets", "0006_runs"),
+        ("personas", "0002_persona_paused"),
     ]
 
     operations = [
