@@ -19,6 +19,7 @@ from django.utils import timezone
 from budgets import rules
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
+from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
 from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
@@ -59,6 +60,7 @@ def persona_caps(spec: BudgetSpec) -> rules.Caps:
         lifetime=spec.lifetime_nanos,
         hard_cap=spec.hard_cap,
         warn_at=spec.warn_at,
+        paused=spec.paused,
     )
 
 
@@ -252,10 +254,13 @@ def charge_body_sha256(
     hold_id: str | None,
     input_tokens: int | None,
     output_tokens: int | None,
+    run_id: str | None = None,
 ) -> str:
     """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
     canonical = json.dumps(
-        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens],
+        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens]
+        # Only when set, so the charges recorded before runs keep their fingerprint.
+        + ([run_id] if run_id is not None else []),
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -311,6 +316,7 @@ def budget_charge(
     hold_id: str | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    run_id: str | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
@@ -332,13 +338,17 @@ def budget_charge(
         hold_id=hold_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        run_id=run_id,
     )
+    tokens = (input_tokens or 0) + (output_tokens or 0)
     with transaction.atomic():
         row = _lock(persona)
         hold: Hold | None = None
         if hold_id is not None:
             hold = Hold.objects.filter(pk=hold_id, persona=row).first()
         settles = hold is not None and hold.state == Hold.State.ACTIVE
+        # Counted against its run whatever the run's state (closed, needs_budget).
+        run = runs.run_for_charge(row, run_id, hold)
 
         # The response is computed before the insert and stored on the row, because a
         # charge row is never updated afterwards (and a replay must answer the same).
@@ -373,6 +383,8 @@ def budget_charge(
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
+        if run_id is not None or run is not None:
+            response["run"] = runs.charge_outcome(run_id, run, cost_nanos, tokens, now)
         # Idempotency by the unique (persona, request_id) constraint, inside this
         # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
         # DO NOTHING; no savepoint needed, the transaction stays usable).
@@ -388,6 +400,7 @@ def budget_charge(
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
                     "hold": hold if settles else None,
+                    "run": run,
                     "actor": actor[:200],
                     "body_sha256": body_sha,
                     # As JSON text: PostgreSQL's jsonb would give the keys back in its
@@ -414,6 +427,8 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+        if run is not None:
+            runs.bump(run, cost_nanos, tokens)
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.
