@@ -145,7 +145,10 @@ class LiveService:
         import psycopg
 
         assert self._pg_admin is not None
-        with psycopg.connect(self._pg_admin, autocommit=True) as conn:
+        # Through the maintenance database: the suite's own may not exist yet.
+        parts = urllib.parse.urlsplit(self._pg_admin)
+        admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(statement)
 
     # -----------------------------------------------------------------------------------
