@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hal0.errors import BadRequest, Conflict
+from hal0.text import echoable
 from personas import paths
 from personas.models import BudgetChange, Persona
 from personas.services.lookup import _persona_not_found, _shown, require_good_budget
@@ -42,7 +43,7 @@ def parse_budget_body(mapping: Any) -> BudgetSpec:
             raise BadRequest(
                 f"{_shown(key)} is not a budget key (known: {', '.join(KNOWN_KEYS)})",
                 code="budget.invalid",
-                details={"key": str(key)[:64]},
+                details={"key": echoable(str(key))},
             )
     try:
         return parse_budget_mapping(mapping)
