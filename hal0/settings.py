@@ -43,12 +43,19 @@ HAL0_DATA_DIR = Path(env.str("HAL0_DATA_DIR", default=str(VAR_DIR / "data")))
 # Default lifetime of a hold when the check body gives none, and the longest allowed.
 HAL0_HOLD_TTL_S = env.int("HAL0_HOLD_TTL_S", default=300)
 HAL0_HOLD_TTL_MAX_S = env.int("HAL0_HOLD_TTL_MAX_S", default=86_400)
+# The background worker (manage.py worker): idle poll, heartbeat period, and the age of the
+# newest heartbeat after which /readyz reports the worker down (docs/alerts.md).
+HAL0_WORKER_POLL_S = env.float("HAL0_WORKER_POLL_S", default=1.0)
+HAL0_WORKER_BEAT_S = env.float("HAL0_WORKER_BEAT_S", default=10.0)
+HAL0_WORKER_STALE_S = env.float("HAL0_WORKER_STALE_S", default=60.0)
+# Off: /readyz ignores the worker (web nodes stay in the load balancer while it is down).
+HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True)
 # API keys are required unless an operator explicitly runs an open local service.
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [
-    # Django's admin with the operators' Spend page (budgets/admin_site.py).
-    "budgets.admin_site.Hal0AdminConfig",
+    # Django's admin with the operators' Spend page (budgets/admin/site.py).
+    "budgets.apps.Hal0AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -95,7 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 # The over-cap banner on every admin page (lazy: admin pages only).
-                "budgets.context_processors.spend_alerts",
+                "budgets.admin.context_processors.spend_alerts",
             ],
         },
     },
@@ -204,6 +211,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # "preload" only marks the site as eligible for the browsers' HSTS preload list; submitting
 # it stays the domain owner's decision. Set SECURE_HSTS_PRELOAD=false to leave it out.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# Probes and scrapers often speak plain HTTP to the node itself: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 )
