@@ -147,6 +147,7 @@ def test_deleting_the_file_lifts_the_caps_on_purpose_and_is_audited(
     path.unlink()
     assert sync_scope(agent_scope("hermes")).lifetime_cap_nanos is None
     change = BudgetChange.objects.filter(scope="agent").latest("id")
+    assert change.before is not None
     assert (change.before.get("lifetime_usd"), change.after) == (7.0, {"hard_cap": True})
 
 
