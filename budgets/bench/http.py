@@ -33,6 +33,10 @@ from typing import Any
 from django.conf import settings
 
 CHECK_BODY = b'{"estimated_cost_usd": 0.01}'
+# A check with tokens instead of dollars: the service prices it (budgets/bench/inprocess.py).
+CHECK_PRICED_BODY = (
+    b'{"surface": "openai", "model": "gpt-4o", "input_tokens": 1200, "max_output_tokens": 800}'
+)
 CHARGE_FIELDS = '"surface":"openrouter","model":"anthropic/claude-3.7-sonnet","cost_usd":0.004'
 READY_TIMEOUT_S = 60.0
 
@@ -220,12 +224,15 @@ class Gunicorn:
 
 
 def measure(api: Api, kind: str, samples: int, *, warmup: int = 20) -> list[float]:
-    """Seconds per request of ``kind`` (``check``, ``check_reserve``, ``charge``), one client."""
+    """Seconds per request of ``kind`` (``check``, ``check_priced``, ``check_reserve``,
+    ``charge``), one client."""
     tag = os.urandom(4).hex()
     out: list[float] = []
     for i in range(warmup + samples):
         if kind == "check":
             raw = api.request("POST", f"{api.base}/check", CHECK_BODY)
+        elif kind == "check_priced":
+            raw = api.request("POST", f"{api.base}/check", CHECK_PRICED_BODY)
         elif kind == "check_reserve":
             raw = api.request(
                 "POST", f"{api.base}/check", b'{"estimated_cost_usd": 0.01, "reserve": true}'

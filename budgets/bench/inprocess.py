@@ -8,6 +8,7 @@ Each sample is what the API view calls: for a check, ``budget_check_by_id`` (one
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import secrets
 import time
@@ -15,11 +16,16 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from budgets.bench.scan import scan_check
+from budgets.prices import quote
 from budgets.services import budget_charge, budget_check_by_id, hold_release
 from hal0.money import to_nanos
 from personas.services import find_persona
 
 ESTIMATE = to_nanos(Decimal("0.01"))
+# The priced check's call: gpt-4o's worst case of these tokens is 0.011 USD, next to the
+# plain check's 0.01 (docs/api.md, "Pricing").
+PRICED_CALL = ("openai", "gpt-4o")
+PRICED_TOKENS = (1200, 800)
 COST = to_nanos(Decimal("0.004"))
 ACTOR = "bench"
 WARMUP = 20
@@ -48,6 +54,20 @@ def check(agent_id: str, persona_id: str) -> dict[str, object]:
     )
 
 
+def check_priced(agent_id: str, persona_id: str) -> dict[str, object]:
+    """A check sent with tokens: what the view does, the price lookup included."""
+    estimate = quote.token_estimate(
+        model=PRICED_CALL[1],
+        surface=PRICED_CALL[0],
+        input_tokens=PRICED_TOKENS[0],
+        max_output_tokens=PRICED_TOKENS[1],
+        at=dt.datetime.now(dt.UTC),
+    )
+    return budget_check_by_id(
+        agent_id=agent_id, persona_id=persona_id, estimate_nanos=estimate.nanos, actor=ACTOR
+    )
+
+
 def check_reserve(agent_id: str, persona_id: str) -> dict[str, object]:
     return budget_check_by_id(
         agent_id=agent_id,
@@ -73,9 +93,12 @@ def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
 
 
 def measure(kind: str, agent_id: str, persona_id: str, samples: int) -> list[float]:
-    """Seconds per call of ``kind``: ``check``, ``check_reserve`` or ``charge``."""
+    """Seconds per call of ``kind``: ``check``, ``check_priced``, ``check_reserve`` or
+    ``charge``."""
     if kind == "check":
         return _timed(lambda: check(agent_id, persona_id), samples)
+    if kind == "check_priced":
+        return _timed(lambda: check_priced(agent_id, persona_id), samples)
     if kind == "check_reserve":
 
         def release(result: object) -> None:

@@ -161,6 +161,11 @@ def _times(value: float) -> str:
     return f"{value:,.1f}x" if value < 10 else f"{value:,.0f}x"
 
 
+def _priced(entry: dict[str, Any], where: str) -> float:
+    """Priced check p50 ÷ plain check p50: what sending tokens instead of dollars costs."""
+    return _lat(entry, where, "check_priced")[0] / _lat(entry, where, "check")[0]
+
+
 TARGETS = [
     Target(
         "HTTP check p50 at the largest ledger ≤ 1 ms",
@@ -189,6 +194,20 @@ TARGETS = [
         False,
         fmt_time,
         lambda s: max(_lat(e, "inprocess", "check")[0] for e in s),
+    ),
+    Target(
+        "HTTP priced check p50 ÷ plain check p50 ≤ 1.2 (worst ledger size)",
+        1.2,
+        False,
+        _ratio,
+        lambda s: max(_priced(e, "http") for e in s),
+    ),
+    Target(
+        "in-process priced check p50 ÷ plain check p50 ≤ 1.2 (worst ledger size)",
+        1.2,
+        False,
+        _ratio,
+        lambda s: max(_priced(e, "inprocess") for e in s),
     ),
     Target(
         "checks/s over HTTP ≥ 2,000 (largest ledger)",
@@ -265,6 +284,26 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
             row += [_pair(e, "inprocess", k) for k in ("check", "check_reserve", "charge")]
             if not meta.skip_http:
                 row += [_pair(e, "http", k) for k in ("check", "check_reserve", "charge")]
+            rows.append(row)
+    out.append(_table(header, rows))
+
+    out.append(
+        "\n### Priced check (tokens in, the service prices them) beside the plain one, p50\n\n"
+    )
+    header = ["database", "ledger", "check (service)", "priced check (service)", "ratio"]
+    if not meta.skip_http:
+        header += ["check (HTTP)", "priced check (HTTP)", "ratio"]
+    rows = []
+    for name, r in dbs:
+        for e in r["sizes"]:
+            row = [name, fmt_rows(e["rows_at_start"])]
+            wheres = ("inprocess",) if meta.skip_http else ("inprocess", "http")
+            for where in wheres:
+                row += [
+                    fmt_time(_lat(e, where, "check")[0]),
+                    fmt_time(_lat(e, where, "check_priced")[0]),
+                    _ratio(_priced(e, where)),
+                ]
             rows.append(row)
     out.append(_table(header, rows))
 
