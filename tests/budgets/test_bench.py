@@ -196,8 +196,14 @@ def test_bench_quick_skip_http_writes_a_table_from_a_throwaway_database(
     assert report.BEGIN in text
     assert report.END in text
     assert "--sizes 40,120 --runs 1 --samples 5 --databases sqlite --skip-http" in text
-    for table in ("### Targets (issue 5)", "### Latency, p50 / p99", "### Scan baseline"):
+    for table in (
+        "### Targets (issue 5)",
+        "### Latency, p50 / p99",
+        "### Priced check",
+        "### Scan baseline",
+    ):
         assert table in text
+    assert "in-process priced check p50 ÷ plain check p50 ≤ 1.2" in text
     assert "| SQLite | 40 |" in text
     assert "| SQLite | 120 |" in text
     # the scan baseline saw exactly what the counters hold
