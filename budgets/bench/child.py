@@ -66,8 +66,10 @@ def _inprocess_run(
     from personas.services import find_persona
 
     out: dict[str, Any] = {}
-    for kind in ("check", "check_priced", "check_reserve"):
+    for kind in ("check", "check_reserve"):
         out[kind] = latency(inprocess.measure(kind, agent_id, persona_id, config.samples))
+    plain, priced = inprocess.priced_pair(agent_id, persona_id, config.samples)
+    out["check_paired"], out["check_priced"] = latency(plain), latency(priced)
     out["charge"] = latency(
         inprocess.measure("charge", agent_id, charge_persona_id, config.samples)
     )
@@ -105,8 +107,10 @@ def _http_run(
         # connection; give each worker a few before timing.
         for _ in range(10 * config.workers):
             http.call(api, "POST", f"{api.base}/check", http.CHECK_BODY)
-        for kind in ("check", "check_priced", "check_reserve", "charge"):
+        for kind in ("check", "check_reserve", "charge"):
             out[kind] = latency(http.measure(api, kind, config.samples))
+        plain, priced = http.priced_pair(api, config.samples)
+        out["check_paired"], out["check_priced"] = latency(plain), latency(priced)
         for kind in ("check", "charge"):
             result = http.throughput(
                 api,

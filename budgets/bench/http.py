@@ -224,15 +224,12 @@ class Gunicorn:
 
 
 def measure(api: Api, kind: str, samples: int, *, warmup: int = 20) -> list[float]:
-    """Seconds per request of ``kind`` (``check``, ``check_priced``, ``check_reserve``,
-    ``charge``), one client."""
+    """Seconds per request of ``kind`` (``check``, ``check_reserve``, ``charge``), one client."""
     tag = os.urandom(4).hex()
     out: list[float] = []
     for i in range(warmup + samples):
         if kind == "check":
             raw = api.request("POST", f"{api.base}/check", CHECK_BODY)
-        elif kind == "check_priced":
-            raw = api.request("POST", f"{api.base}/check", CHECK_PRICED_BODY)
         elif kind == "check_reserve":
             raw = api.request(
                 "POST", f"{api.base}/check", b'{"estimated_cost_usd": 0.01, "reserve": true}'
@@ -251,6 +248,24 @@ def measure(api: Api, kind: str, samples: int, *, warmup: int = 20) -> list[floa
             call(api, "POST", f"{api.base}/holds/{hold}/release")  # untimed
         if i >= warmup:
             out.append(elapsed)
+    return out
+
+
+def priced_pair(api: Api, samples: int, *, warmup: int = 20) -> tuple[list[float], list[float]]:
+    """Plain and priced checks alternating, one client: ``(plain, priced)`` seconds (see
+    ``inprocess.priced_pair`` for why alternating)."""
+    bodies = (CHECK_BODY, CHECK_PRICED_BODY)
+    out: tuple[list[float], list[float]] = ([], [])
+    for i in range(warmup + samples):
+        for body, series in zip(bodies, out, strict=True):
+            raw = api.request("POST", f"{api.base}/check", body)
+            started = time.perf_counter()
+            status, answer = roundtrip(api.port, raw)
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                raise BenchHttpError(f"check: HTTP {status}: {answer[:300]!r}")
+            if i >= warmup:
+                series.append(elapsed)
     return out
 
 

@@ -93,12 +93,9 @@ def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
 
 
 def measure(kind: str, agent_id: str, persona_id: str, samples: int) -> list[float]:
-    """Seconds per call of ``kind``: ``check``, ``check_priced``, ``check_reserve`` or
-    ``charge``."""
+    """Seconds per call of ``kind``: ``check``, ``check_reserve`` or ``charge``."""
     if kind == "check":
         return _timed(lambda: check(agent_id, persona_id), samples)
-    if kind == "check_priced":
-        return _timed(lambda: check_priced(agent_id, persona_id), samples)
     if kind == "check_reserve":
 
         def release(result: object) -> None:
@@ -135,3 +132,21 @@ def side_by_side(
             check(agent_id, persona_id)
             ours.append(time.perf_counter() - started)
     return ours, scan
+
+
+def priced_pair(agent_id: str, persona_id: str, samples: int) -> tuple[list[float], list[float]]:
+    """The plain check and the priced check, alternating: ``(plain, priced)`` seconds.
+
+    Alternated so both see the same machine: on a shared, busy machine two series
+    measured one after the other compare the load, not the checks.
+    """
+    plain: list[float] = []
+    priced: list[float] = []
+    for i in range(WARMUP + samples):
+        for step, out in ((check, plain), (check_priced, priced)):
+            started = time.perf_counter()
+            step(agent_id, persona_id)
+            elapsed = time.perf_counter() - started
+            if i >= WARMUP:
+                out.append(elapsed)
+    return plain, priced
