@@ -445,8 +445,8 @@ def forecasts(views: list[q.PersonaSpend], now: dt.datetime) -> list[ForecastRow
             ("monthly", w.month_begin, w.month_end),
         ):
             window = v.window(key)
-            if window.cap_nanos is None:
-                continue
+            if window.cap_nanos is None or not window.spent_nanos:
+                continue  # no cap to reach, or no pace yet
             f = forecast(
                 window=key,
                 spent=window.spent_nanos,
