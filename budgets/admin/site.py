@@ -41,6 +41,7 @@ class Hal0AdminSite(admin.AdminSite):
         extra = [
             path("spend/", self.admin_view(self.spend_view), name="spend"),
             path("spend/csv/", self.admin_view(self.spend_csv_view), name="spend-csv"),
+            path("prices/", self.admin_view(self.prices_view), name="prices"),
         ]
         return extra + super().get_urls()
 
@@ -53,3 +54,8 @@ class Hal0AdminSite(admin.AdminSite):
         from budgets.admin.views import breakdown_csv
 
         return breakdown_csv(request)
+
+    def prices_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        from budgets.admin.prices import prices_page
+
+        return prices_page(request, site=self)
