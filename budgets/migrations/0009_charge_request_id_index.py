@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('budgets', '0008_charge_cost_source'),
-        ('personas', '0003_budget_scopes'),
+        ("budgets", "0008_charge_cost_source"),
+        ("personas", "0003_budget_scopes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='charge',
-            index=models.Index(fields=['request_id'], name='charge_request_id'),
+            model_name="charge",
+            index=models.Index(fields=["request_id"], name="charge_request_id"),
         ),
     ]
