@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, localcontext
+from functools import lru_cache
 
 # Enough digits for 2**31 tokens x 1,000,000 USD per MTok with 12 decimals, exactly.
 _PRECISION = 60
@@ -113,6 +114,13 @@ def cost_nanos(rates: Rates, usage: Usage) -> int:
 
 
 def worst_case_nanos(rates: Rates, *, input_tokens: int, max_output_tokens: int) -> int:
+    # Checks repeat the same few (price, tokens) combinations: the decimal arithmetic is
+    # most of a priced check's own cost, so its result is kept (pure, bounded).
+    return _worst_case(rates, input_tokens, max_output_tokens)
+
+
+@lru_cache(maxsize=4096)
+def _worst_case(rates: Rates, input_tokens: int, max_output_tokens: int) -> int:
     """The most a call with at most these tokens can cost: an estimate that never falls
     short when the real usage stays within it.
 

@@ -37,7 +37,9 @@ class Price:
 
 @dataclass(frozen=True)
 class _Found:
-    override: Price | None
+    # ``price`` when it does not depend on the time (an override, or a catalogue entry
+    # with one price list): built once, returned as is.
+    price: Price | None
     entry: catalogue.CatalogueEntry | None
 
 
@@ -60,7 +62,24 @@ def _find(model: str, surface: str | None, overrides: Overrides) -> _Found:
             override_index=override.index,
         )
         return _Found(price, None)
-    return _Found(None, catalogue.lookup(model, surface))
+    entry = catalogue.lookup(model, surface)
+    if entry is not None and len(entry.options) == 1:
+        return _Found(_catalogue_price(model, surface, entry, entry.options[0][1]), None)
+    return _Found(None, entry)
+
+
+def _catalogue_price(
+    model: str, surface: str | None, entry: catalogue.CatalogueEntry, rates: Rates
+) -> Price:
+    return Price(
+        model=model,
+        surface=surface,
+        rates=rates,
+        source="catalogue",
+        version=catalogue.VERSION,
+        provider=entry.provider,
+        catalogue_model=entry.model_id,
+    )
 
 
 def resolve_price(
@@ -75,21 +94,13 @@ def resolve_price(
             if len(_cache) >= _CACHE_MAX:
                 _cache.clear()
             _cache[key] = found
-    if found.override is not None:
-        return found.override
+    if found.price is not None:
+        return found.price
     entry = found.entry
     if entry is None:
         return None
-    return Price(
-        model=model,
-        surface=surface,
-        # Catalogue prices can change on a date (a new price list): chosen at ``at``.
-        rates=entry.rates_at(at),
-        source="catalogue",
-        version=catalogue.VERSION,
-        provider=entry.provider,
-        catalogue_model=entry.model_id,
-    )
+    # Catalogue prices that change on a date (a new price list): chosen at ``at``.
+    return _catalogue_price(model, surface, entry, entry.rates_at(at))
 
 
 def clear_cache() -> None:
