@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
@@ -248,6 +249,10 @@ def _check(
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
     verdict = evaluate(spec, spend, held, estimate)
+    if not verdict.allowed:
+        events.after_refused_check(
+            persona=persona, spend=spend, limit=verdict.limit, reason=verdict.reason or "", now=now
+        )
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -462,6 +467,7 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+        events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.

@@ -1,0 +1,134 @@
+"""Where budget changes meet the outbox: the calls the budget services make, and the
+receiver of personas' audit rows.
+
+The budget services call ``after_charge`` (inside the charge's transaction) and
+``after_refused_check``. A cap change is seen through Django's ``post_save`` of the
+``BudgetChange`` audit row, which the one persona writer (API, admin, commands) and the
+hand-edit sync create inside their transaction: personas never imports budgets, and the
+event commits or rolls back with the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from django.db.models.signals import post_save
+from django.utils import timezone
+
+from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds
+from budgets.events.outbox import BUDGET_CHANGED, record_event
+from budgets.services.counters import WindowSpend, window_spend
+from budgets.services.windows import LIFETIME_START, Windows, windows_at
+from personas.models import BudgetChange, Persona
+from personas.toml_store import BudgetSpec, budget_spec_from_persona
+
+
+def _window_status(spec: BudgetSpec, window: str, cap: int, spent: int) -> str:
+    # The persona's one status computation (budgets.services.budget), asked about a
+    # single window by handing it a block that caps only that window.
+    from budgets.services.budget import _status
+
+    caps: dict[str, Any] = {f"{window}_nanos": cap}
+    only = replace(BudgetSpec(warn_at=spec.warn_at), **caps)
+    return _status(only, WindowSpend(day=spent, month=spent, lifetime=spent))
+
+
+def _window_facts(
+    spec: BudgetSpec, w: Windows, spend: WindowSpend
+) -> dict[str, tuple[int | None, int, dt.date, dt.datetime | None]]:
+    """window -> (cap, spent, start, resets_at)."""
+    return {
+        "daily": (spec.daily_nanos, spend.day, w.day, w.day_end),
+        "monthly": (spec.monthly_nanos, spend.month, w.month, w.month_end),
+        "lifetime": (spec.lifetime_nanos, spend.lifetime, LIFETIME_START, None),
+    }
+
+
+def persona_readings(
+    persona: Persona, spec: BudgetSpec, w: Windows, spend: WindowSpend
+) -> list[WindowReading]:
+    readings = []
+    for window, (cap, spent, start, resets_at) in _window_facts(spec, w, spend).items():
+        if cap is None:
+            continue
+        readings.append(
+            WindowReading(
+                scope_kind="persona",
+                agent_id=persona.agent_id,
+                persona_id=persona.slug,
+                window=window,
+                start=start,
+                resets_at=resets_at,
+                cap=cap,
+                spent=spent,
+                status=_window_status(spec, window, cap, spent),
+            )
+        )
+    return readings
+
+
+def after_charge(
+    *, persona: Persona, spec: BudgetSpec, w: Windows, after: WindowSpend, now: dt.datetime
+) -> None:
+    """Inside the charge's transaction, once its row is inserted: warn / exceeded events."""
+    emit_thresholds(persona_readings(persona, spec, w, after), now=now)
+
+
+def after_refused_check(
+    *, persona: Persona, spend: WindowSpend, limit: str | None, reason: str, now: dt.datetime
+) -> None:
+    """A check was refused: ``budget.blocked`` once per scope, window and window start."""
+    spec = budget_spec_from_persona(persona)
+    w = windows_at(persona.effective_timezone, now)
+    facts = _window_facts(spec, w, spend)
+    if limit in facts:
+        cap, spent, start, resets_at = facts[limit]
+    else:  # per-call (or another limit without a window): once a day
+        cap, spent, start, resets_at = spec.per_call_nanos, spend.day, w.day, w.day_end
+    reading = WindowReading(
+        scope_kind="persona",
+        agent_id=persona.agent_id,
+        persona_id=persona.slug,
+        window=limit or "",
+        start=start,
+        resets_at=resets_at,
+        cap=cap,
+        spent=spent,
+        status="exceeded",
+    )
+    emit_blocked(reading, reason=reason, limit=limit or "", now=now)
+
+
+def on_budget_change(sender: Any, instance: BudgetChange, created: bool, **_: Any) -> None:
+    """``budget.changed`` for every audited cap change, in the writer's transaction; then
+    warn / exceeded for windows the new caps put at or past a threshold."""
+    if not created:
+        return
+    persona = instance.persona
+    now = timezone.now()
+    record_event(
+        type=BUDGET_CHANGED,
+        scope_kind="persona",
+        agent_id=persona.agent_id,
+        persona_id=persona.slug,
+        message=(
+            f"persona {persona.agent_id}/{persona.slug}: caps changed by {instance.actor} "
+            f"(via {instance.get_via_display()})"
+        ),
+        data={
+            "actor": instance.actor,
+            "via": instance.via,
+            "before": instance.before,
+            "after": instance.after,
+        },
+        now=now,
+    )
+    spec = budget_spec_from_persona(persona)
+    w = windows_at(persona.effective_timezone, now)
+    emit_thresholds(persona_readings(persona, spec, w, window_spend(persona, w)), now=now)
+
+
+def connect() -> None:
+    post_save.connect(on_budget_change, sender=BudgetChange, dispatch_uid="hal0-budget-changed")
