@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from budgets import openapi as doc
 from budgets.auth import actor_of
+from budgets.monitoring import metrics
 from budgets.services import (
     budget_charge,
     budget_check_by_id,
@@ -161,6 +162,7 @@ class CheckView(APIView):
             actor=actor_of(request),
             key=reserve_key(body, request_id) if reserve else None,
         )
+        metrics.check_answered(result["decision"])
         return Response(result)
 
 

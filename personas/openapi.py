@@ -41,6 +41,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.conflict": (409, "reserve: request_id already took a hold with a different body"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "events.invalid_query": (400, "after or limit is not a whole number in range"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }

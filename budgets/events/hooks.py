@@ -14,11 +14,13 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds
 from budgets.events.outbox import BUDGET_CHANGED, record_event
+from budgets.monitoring import metrics
 from budgets.services.counters import WindowSpend, window_spend
 from budgets.services.windows import LIFETIME_START, Windows, windows_at
 from personas.models import BudgetChange, Persona
@@ -72,8 +74,10 @@ def persona_readings(
 def after_charge(
     *, persona: Persona, spec: BudgetSpec, w: Windows, after: WindowSpend, now: dt.datetime
 ) -> None:
-    """Inside the charge's transaction, once its row is inserted: warn / exceeded events."""
+    """Inside the charge's transaction, once its row is inserted: warn / exceeded events
+    (and the charge counted for /metrics once it commits)."""
     emit_thresholds(persona_readings(persona, spec, w, after), now=now)
+    transaction.on_commit(metrics.charge_recorded)
 
 
 def after_refused_check(

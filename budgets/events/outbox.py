@@ -8,6 +8,7 @@ wants it. The worker sends the deliveries later, never inside this transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, TypedDict
 
@@ -94,12 +95,14 @@ def record_event(
     resets_at: dt.datetime | None = None,
     data: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
+    deliver_to: Sequence[WebhookEndpoint] | None = None,
 ) -> int | None:
     """Write one event and queue its deliveries, inside the caller's transaction.
 
     With ``window_start`` the event is once per (type, scope, window, window start): when
     that key is taken already nothing is written and the answer is ``None``; otherwise
     the new event's id. Call it inside ``transaction.atomic()`` with the change it reports.
+    ``deliver_to`` names the endpoints instead of every endpoint that wants the event.
     """
     occurred_at = now or timezone.now()
     values: dict[str, Any] = {
@@ -125,15 +128,16 @@ def record_event(
     if row is None:
         return None
     event_id = int(row[0])
-    queue_deliveries(event_id, type, agent_id, occurred_at)
+    if deliver_to is None:
+        deliver_to = [
+            e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(type, agent_id)
+        ]
+    queue_deliveries(event_id, deliver_to, occurred_at)
     return event_id
 
 
-def queue_deliveries(event_id: int, event_type: str, agent_id: str, now: dt.datetime) -> int:
-    """One pending delivery per enabled endpoint that wants this event."""
-    endpoints = [
-        e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(event_type, agent_id)
-    ]
+def queue_deliveries(event_id: int, endpoints: Sequence[WebhookEndpoint], now: dt.datetime) -> int:
+    """One pending delivery per endpoint, due at once."""
     Delivery.objects.bulk_create(
         [
             Delivery(event_id=event_id, endpoint=e, created_at=now, next_attempt_at=now)

@@ -22,3 +22,20 @@ def fresh_memo() -> Iterator[None]:
 def capped(make_persona: Callable[..., Any]) -> Any:
     """hermes/coder with a daily cap of 1 USD (warn at the default 80 %)."""
     return make_persona(persona_id="coder", budget_toml="daily_usd = 1.0\n")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """``receiver(statuses=[500, 500], hold_first_s=0)``: started; stopped at teardown."""
+    from tests.events.receiver import Receiver
+
+    started: list[Receiver] = []
+
+    def make(**kwargs: Any) -> Receiver:
+        r = Receiver(**kwargs).start()
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        r.stop()
