@@ -42,6 +42,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
     "events.invalid_query": (400, "after or limit is not a whole number in range"),
+    "run.invalid": (400, "run body or list query fails validation (the message says which key)"),
+    "run.invalid_extension": (400, "an addition missing, zero, negative, non-finite or unknown"),
+    "run.not_found": (404, "no such run for this persona (another persona's run reads the same)"),
+    "run.conflict": (409, "run_id reused with a different body"),
+    "run.closed": (409, "the run is closed: checks naming it are refused"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
@@ -92,6 +97,11 @@ class BudgetBlockSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField(help_text="false = warn only, never block")
     warn_at = serializers.FloatField(required=False, help_text="extension; default 0.8")
     timezone = serializers.CharField(required=False, help_text="extension; default UTC")
+    paused = serializers.BooleanField(
+        required=False,
+        help_text="extension: the stop switch; present (true) only while paused. Every check "
+        'is then refused with `limit: "paused"`, whatever the estimate',
+    )
 
 
 class AgentSerializer(serializers.Serializer[Any]):

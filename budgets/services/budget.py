@@ -21,6 +21,7 @@ from django.utils import timezone
 from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
+from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
 from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
@@ -125,7 +126,7 @@ class Verdict:
     allowed: bool
     reason: str | None
     decision: str  # allow | warn | block
-    limit: str | None  # per_call | daily | monthly | lifetime
+    limit: str | None  # per_call | daily | monthly | lifetime | paused
     remaining: dict[str, int]
 
 
@@ -140,6 +141,10 @@ def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> 
         cap = _cap_of(spec, window)
         if cap is not None:
             remaining[window] = max(0, cap - _spent_of(spend, window) - held)
+    if spec.paused:
+        # The stop switch blocks whatever the estimate, a warn-only budget too.
+        stopped = "an operator paused the persona budget: no call is allowed until it is resumed"
+        return Verdict(False, stopped, "block", "paused", remaining)
     limit: str | None = None
     reason: str | None = None
     if spec.per_call_nanos is not None and estimate > spec.per_call_nanos:
@@ -317,10 +322,13 @@ def charge_body_sha256(
     hold_id: str | None,
     input_tokens: int | None,
     output_tokens: int | None,
+    run_id: str | None = None,
 ) -> str:
     """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
     canonical = json.dumps(
-        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens],
+        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens]
+        # Only when set, so the charges recorded before runs keep their fingerprint.
+        + ([run_id] if run_id is not None else []),
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -376,6 +384,7 @@ def budget_charge(
     hold_id: str | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    run_id: str | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
@@ -397,13 +406,17 @@ def budget_charge(
         hold_id=hold_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        run_id=run_id,
     )
+    tokens = (input_tokens or 0) + (output_tokens or 0)
     with transaction.atomic():
         row = _lock(persona)
         hold: Hold | None = None
         if hold_id is not None:
             hold = Hold.objects.filter(pk=hold_id, persona=row).first()
         settles = hold is not None and hold.state == Hold.State.ACTIVE
+        # Counted against its run whatever the run's state (closed, needs_budget).
+        run = runs.run_for_charge(row, run_id, hold)
 
         # The response is computed before the insert and stored on the row, because a
         # charge row is never updated afterwards (and a replay must answer the same).
@@ -438,6 +451,8 @@ def budget_charge(
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
+        if run_id is not None or run is not None:
+            response["run"] = runs.charge_outcome(run_id, run, cost_nanos, tokens, now)
         # Idempotency by the unique (persona, request_id) constraint, inside this
         # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
         # DO NOTHING; no savepoint needed, the transaction stays usable).
@@ -453,6 +468,7 @@ def budget_charge(
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
                     "hold": hold if settles else None,
+                    "run": run,
                     "actor": actor[:200],
                     "body_sha256": body_sha,
                     # As JSON text: PostgreSQL's jsonb would give the keys back in its
@@ -479,7 +495,12 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+<<<<<<< HEAD
         events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
+=======
+        if run is not None:
+            runs.bump(run, cost_nanos, tokens)
+>>>>>>> main
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.
