@@ -3,11 +3,8 @@
 from django.urls import URLPattern, URLResolver, path
 
 from budgets import views
-<<<<<<< HEAD
 from budgets.events.views import EventListView
-=======
 from budgets.runs import views as run_views
->>>>>>> main
 
 _base = "agents/<str:agent_id>/personas/<str:persona_id>/budget"
 

@@ -6,9 +6,10 @@ permission and no delete action. The charge list is built for a million rows: no
 index or a bounded sample, and a date hierarchy that does not scan the table.
 
 The modules: ``base`` (the capped paginator and the read-only admin), ``charges`` (the
-ledger), ``export`` (its CSV export), ``holds``, ``keys`` (API keys) and ``spend`` (agents
-and personas with their spend). Importing this package registers them all, in that order:
-``spend`` replaces the registrations of ``personas.admin``.
+ledger), ``export`` (its CSV export), ``holds``, ``keys`` (API keys), ``spend`` (agents
+and personas with their spend) and ``webhooks`` (endpoints, deliveries, events).
+Importing this package registers them all, in that order: ``spend`` replaces the
+registrations of ``personas.admin``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from budgets.admin.export import CSV_COLUMNS, csv_rows
 from budgets.admin.holds import HoldAdmin, HoldStatusFilter, hold_status
 from budgets.admin.keys import ApiKeyAddForm, ApiKeyAdmin, ApiKeyScopeFilter
 from budgets.admin.spend import SpendAgentAdmin, SpendPersonaAdmin, SpendPersonaInline
+from budgets.admin.webhooks import DeliveryAdmin, EventAdmin, WebhookEndpointAdmin
 
 __all__ = [
     "CSV_COLUMNS",
@@ -34,6 +36,8 @@ __all__ = [
     "CappedCountPaginator",
     "ChargeAdmin",
     "DateFilter",
+    "DeliveryAdmin",
+    "EventAdmin",
     "HoldAdmin",
     "HoldStatusFilter",
     "ModelFilter",
@@ -43,6 +47,7 @@ __all__ = [
     "SpendPersonaAdmin",
     "SpendPersonaInline",
     "SurfaceFilter",
+    "WebhookEndpointAdmin",
     "csv_rows",
     "hold_status",
 ]

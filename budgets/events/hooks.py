@@ -84,6 +84,8 @@ def after_refused_check(
     *, persona: Persona, spend: WindowSpend, limit: str | None, reason: str, now: dt.datetime
 ) -> None:
     """A check was refused: ``budget.blocked`` once per scope, window and window start."""
+    if limit is not None and limit.startswith("run_"):
+        return  # a run's own limit: run budgets write run.exhausted for it
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
     facts = _window_facts(spec, w, spend)

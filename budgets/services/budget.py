@@ -495,12 +495,9 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
-<<<<<<< HEAD
         events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
-=======
         if run is not None:
             runs.bump(run, cost_nanos, tokens)
->>>>>>> main
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.
