@@ -50,6 +50,9 @@ HAL0_WORKER_BEAT_S = env.float("HAL0_WORKER_BEAT_S", default=10.0)
 HAL0_WORKER_STALE_S = env.float("HAL0_WORKER_STALE_S", default=60.0)
 # Off: /readyz ignores the worker (web nodes stay in the load balancer while it is down).
 HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True)
+# Addresses or networks that may read /metrics without a key (default none: an operator
+# key is needed; behind a reverse proxy every client has the proxy's address).
+HAL0_METRICS_ALLOW = env.list("HAL0_METRICS_ALLOW", default=[])
 # Webhook delivery (docs/alerts.md): request timeout, how long a claimed delivery stays
 # with its worker, the backoff between attempts (full jitter, doubling from BASE up to
 # MAX), how long to keep trying after the event, and deliveries claimed per turn.

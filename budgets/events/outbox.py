@@ -132,7 +132,8 @@ def record_event(
         deliver_to = [
             e for e in WebhookEndpoint.objects.filter(enabled=True) if e.wants(type, agent_id)
         ]
-    queue_deliveries(event_id, deliver_to, occurred_at)
+    # Due now by the wall clock, whatever instant the event is dated (a charge may be).
+    queue_deliveries(event_id, deliver_to, timezone.now())
     return event_id
 
 
