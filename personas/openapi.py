@@ -48,6 +48,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "run.conflict": (409, "run_id reused with a different body"),
     "run.closed": (409, "the run is closed: checks naming it are refused"),
     "request.too_large": (413, "body over the size limit"),
+    "report.invalid": (
+        400,
+        "a report parameter is invalid (`details.key` names it): a date not YYYY-MM-DD, "
+        "`from` after `to`, over 366 days, an unknown zone or grouping",
+    ),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
 

@@ -11,13 +11,13 @@ event commits or rolls back with the change.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from typing import Any
 
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
+from budgets import rules
 from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds
 from budgets.events.outbox import BUDGET_CHANGED, record_event
 from budgets.monitoring import metrics
@@ -27,48 +27,48 @@ from personas.models import BudgetChange, Persona
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
 
-def _window_status(spec: BudgetSpec, window: str, cap: int, spent: int) -> str:
-    # The persona's one status computation (budgets.services.budget), asked about a
-    # single window by handing it a block that caps only that window.
-    from budgets.services.budget import _status
-
-    caps: dict[str, Any] = {f"{window}_nanos": cap}
-    only = replace(BudgetSpec(warn_at=spec.warn_at), **caps)
-    return _status(only, WindowSpend(day=spent, month=spent, lifetime=spent))
-
-
-def _window_facts(
-    spec: BudgetSpec, w: Windows, spend: WindowSpend
-) -> dict[str, tuple[int | None, int, dt.date, dt.datetime | None]]:
-    """window -> (cap, spent, start, resets_at)."""
+def _starts(w: Windows) -> dict[str, tuple[dt.date, dt.datetime | None]]:
+    """window -> (start, resets_at) for the windows current at ``w``."""
     return {
-        "daily": (spec.daily_nanos, spend.day, w.day, w.day_end),
-        "monthly": (spec.monthly_nanos, spend.month, w.month, w.month_end),
-        "lifetime": (spec.lifetime_nanos, spend.lifetime, LIFETIME_START, None),
+        "daily": (w.day, w.day_end),
+        "monthly": (w.month, w.month_end),
+        "lifetime": (LIFETIME_START, None),
     }
+
+
+def scope_readings(
+    status: rules.ScopeStatus, *, agent_id: str, persona_id: str, w: Windows
+) -> list[WindowReading]:
+    """The capped USD windows of one scope, with the statuses the rules gave them.
+
+    ``agent_id``/``persona_id`` name the scope ("" where they do not apply: an agent scope
+    has no persona, the platform neither); ``w`` cuts the windows' starts.
+    """
+    starts = _starts(w)
+    return [
+        WindowReading(
+            scope_kind=status.kind,
+            agent_id=agent_id,
+            persona_id=persona_id,
+            window=ws.window,
+            start=starts[ws.window][0],
+            resets_at=starts[ws.window][1],
+            cap=ws.cap,
+            spent=ws.spent,
+            status=ws.status,
+        )
+        for ws in status.usd_windows()
+        if ws.cap is not None
+    ]
 
 
 def persona_readings(
     persona: Persona, spec: BudgetSpec, w: Windows, spend: WindowSpend
 ) -> list[WindowReading]:
-    readings = []
-    for window, (cap, spent, start, resets_at) in _window_facts(spec, w, spend).items():
-        if cap is None:
-            continue
-        readings.append(
-            WindowReading(
-                scope_kind="persona",
-                agent_id=persona.agent_id,
-                persona_id=persona.slug,
-                window=window,
-                start=start,
-                resets_at=resets_at,
-                cap=cap,
-                spent=spent,
-                status=_window_status(spec, window, cap, spent),
-            )
-        )
-    return readings
+    from budgets.services.budget import persona_scope
+
+    status = rules.scope_status(persona_scope(spec, spend, 0))
+    return scope_readings(status, agent_id=persona.agent_id, persona_id=persona.slug, w=w)
 
 
 def after_charge(
@@ -88,11 +88,19 @@ def after_refused_check(
         return  # a run's own limit: run budgets write run.exhausted for it
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
-    facts = _window_facts(spec, w, spend)
-    if limit in facts:
-        cap, spent, start, resets_at = facts[limit]
-    else:  # per-call (or another limit without a window): once a day
-        cap, spent, start, resets_at = spec.per_call_nanos, spend.day, w.day, w.day_end
+    starts = _starts(w)
+    caps = {
+        "daily": spec.daily_nanos,
+        "monthly": spec.monthly_nanos,
+        "lifetime": spec.lifetime_nanos,
+    }
+    spent_in = {"daily": spend.day, "monthly": spend.month, "lifetime": spend.lifetime}
+    if limit in starts:
+        start, resets_at = starts[limit]
+        cap, spent = caps[limit], spent_in[limit]
+    else:  # per-call, paused (or another limit without a window): once a day
+        start, resets_at = starts["daily"]
+        cap, spent = spec.per_call_nanos if limit == "per_call" else None, spend.day
     reading = WindowReading(
         scope_kind="persona",
         agent_id=persona.agent_id,
