@@ -22,7 +22,6 @@ from prometheus_client.registry import Collector
 from budgets.events.models import Delivery, DeliveryAttempt
 from budgets.models import Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, windows_at
-from hal0.money import usd_number
 from personas.models import Persona
 
 WINDOWS = (("daily", "day"), ("monthly", "month"), ("lifetime", "lifetime"))
@@ -31,7 +30,9 @@ Key = tuple[str, str, str, str]  # scope, agent, persona, window
 
 
 def _usd(nanos: int) -> float:
-    return float(usd_number(nanos))
+    # A float is what the exposition format carries; the exact Decimal would only be
+    # converted back (and costs 20 µs a series at 8,000 series a scrape).
+    return nanos / 1e9
 
 
 def spend_gauges(now: dt.datetime) -> dict[str, dict[Key, int]]:
@@ -114,7 +115,7 @@ class DatabaseCollector(Collector):
         }
         for name, values in gauges.items():
             family = GaugeMetricFamily(f"hal0_{name}_usd", help_texts[name], labels=LABELS)
-            for key, nanos in sorted(values.items()):
+            for key, nanos in values.items():
                 family.add_metric(list(key), _usd(nanos))
             yield family
         yield from webhook_metrics(now)
