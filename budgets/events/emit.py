@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
@@ -44,7 +45,7 @@ class WindowReading:
     start: dt.date
     resets_at: dt.datetime | None
     cap: int | None
-    spent: int
+    spent: int | None
     status: str  # none | ok | warn | exceeded
 
     def label(self) -> str:
@@ -93,11 +94,11 @@ def _remember_after_commit(key: Key) -> None:
 
 
 def _threshold_message(event_type: str, r: WindowReading) -> str:
-    spent, cap = usd_number(r.spent), usd_number(r.cap or 0)
+    spent, cap = usd_number(r.spent or 0), usd_number(r.cap or 0)
     word = WINDOW_WORDS.get(r.window, r.window)
     if event_type == BUDGET_EXCEEDED:
         return f"{r.label()} reached its {word} cap: {spent} USD spent of {cap} USD"
-    share = f"{r.spent * 100 // r.cap} %" if r.cap else "all"
+    share = f"{(r.spent or 0) * 100 // r.cap} %" if r.cap else "all"
     return f"{r.label()} is at {share} of its {word} cap: {spent} USD spent of {cap} USD"
 
 
@@ -134,11 +135,11 @@ def emit_thresholds(readings: Iterable[WindowReading], *, now: dt.datetime) -> i
     return written
 
 
-def emit_blocked(r: WindowReading, *, reason: str, limit: str, now: dt.datetime) -> bool:
+def emit_blocked(r: WindowReading, *, reason: str, data: dict[str, Any], now: dt.datetime) -> bool:
     """``budget.blocked`` once per scope, window and window start, for a refused check.
 
-    ``r.window`` is the window of the cap that refused (per-call and other non-window
-    limits are keyed by the day, so they alert once a day). Opens its own short
+    ``r.window`` names the limit that refused; limits without a window of their own
+    (per-call, paused) are keyed by the day, so they alert once a day. Opens its own short
     transaction when the caller has none (a read-only check).
     """
     key = _key(BUDGET_BLOCKED, r)
@@ -156,7 +157,7 @@ def emit_blocked(r: WindowReading, *, reason: str, limit: str, now: dt.datetime)
             spent_nanos=r.spent,
             resets_at=r.resets_at,
             message=f"{r.label()}: a check was refused: {reason}",
-            data={"limit": limit},
+            data=data,
             now=now,
         )
         _remember_after_commit(key)

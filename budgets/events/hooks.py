@@ -11,6 +11,7 @@ event commits or rolls back with the change.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -71,48 +72,77 @@ def persona_readings(
     return scope_readings(status, agent_id=persona.agent_id, persona_id=persona.slug, w=w)
 
 
-def after_charge(
-    *, persona: Persona, spec: BudgetSpec, w: Windows, after: WindowSpend, now: dt.datetime
+def _names(kind: str, persona: Persona) -> tuple[str, str]:
+    """(agent_id, persona_id) of a scope as events name it."""
+    if kind == "persona":
+        return persona.agent_id, persona.slug
+    if kind == "agent":
+        return persona.agent_id, ""
+    return "", ""
+
+
+def after_charge_statuses(
+    *, persona: Persona, statuses: Sequence[rules.ScopeStatus], w: Windows, now: dt.datetime
 ) -> None:
-    """Inside the charge's transaction, once its row is inserted: warn / exceeded events
-    (and the charge counted for /metrics once it commits)."""
-    emit_thresholds(persona_readings(persona, spec, w, after), now=now)
+    """Inside a charge's transaction: warn / exceeded for every scope the charge fed
+    (persona, agent, platform), from the statuses the rules gave them after the charge."""
+    readings: list[WindowReading] = []
+    for status in statuses:
+        if status.kind == "run":
+            continue  # run budgets announce themselves (run.exhausted)
+        agent_id, persona_id = _names(status.kind, persona)
+        readings += scope_readings(status, agent_id=agent_id, persona_id=persona_id, w=w)
+    emit_thresholds(readings, now=now)
     transaction.on_commit(metrics.charge_recorded)
 
 
-def after_refused_check(
-    *, persona: Persona, spend: WindowSpend, limit: str | None, reason: str, now: dt.datetime
+def after_charge(
+    *, persona: Persona, spec: BudgetSpec, w: Windows, after: WindowSpend, now: dt.datetime
 ) -> None:
-    """A check was refused: ``budget.blocked`` once per scope, window and window start."""
-    if limit is not None and limit.startswith("run_"):
+    """The persona scope's ``after_charge_statuses`` (and the charge counted for /metrics
+    once it commits)."""
+    from budgets.services.budget import persona_scope
+
+    status = rules.scope_status(persona_scope(spec, after, 0))
+    after_charge_statuses(persona=persona, statuses=[status], w=w, now=now)
+
+
+def after_refused_check(*, persona: Persona, verdict: rules.Verdict, now: dt.datetime) -> None:
+    """A check was refused: ``budget.blocked`` for the scope and cap that refused it, once
+    per scope, window and window start (per-call, paused and token limits: once a day)."""
+    if verdict.allowed or verdict.limit is None or verdict.scope in (None, "run"):
         return  # a run's own limit: run budgets write run.exhausted for it
-    spec = budget_spec_from_persona(persona)
-    w = windows_at(persona.effective_timezone, now)
-    starts = _starts(w)
-    caps = {
-        "daily": spec.daily_nanos,
-        "monthly": spec.monthly_nanos,
-        "lifetime": spec.lifetime_nanos,
-    }
-    spent_in = {"daily": spend.day, "monthly": spend.month, "lifetime": spend.lifetime}
+    status = next((s for s in verdict.scopes if s.kind == verdict.scope), None)
+    if status is None:
+        return
+    starts = _starts(windows_at(persona.effective_timezone, now))
+    limit = verdict.limit
+    cap: int | None = None
+    spent: int | None = None
+    data: dict[str, Any] = {"limit": limit}
     if limit in starts:
+        ws = status.window(limit, "usd")
         start, resets_at = starts[limit]
-        cap, spent = caps[limit], spent_in[limit]
-    else:  # per-call, paused (or another limit without a window): once a day
+        cap, spent = ws.cap, ws.spent
+    elif limit.removesuffix("_tokens") in starts:
+        ws = status.window(limit.removesuffix("_tokens"), "tokens")
+        start, resets_at = starts[ws.window]
+        data.update(cap_tokens=ws.cap, spent_tokens=ws.spent)
+    else:  # per-call, paused
         start, resets_at = starts["daily"]
-        cap, spent = spec.per_call_nanos if limit == "per_call" else None, spend.day
+    agent_id, persona_id = _names(status.kind, persona)
     reading = WindowReading(
-        scope_kind="persona",
-        agent_id=persona.agent_id,
-        persona_id=persona.slug,
-        window=limit or "",
+        scope_kind=status.kind,
+        agent_id=agent_id,
+        persona_id=persona_id,
+        window=limit,
         start=start,
         resets_at=resets_at,
         cap=cap,
         spent=spent,
         status="exceeded",
     )
-    emit_blocked(reading, reason=reason, limit=limit or "", now=now)
+    emit_blocked(reading, reason=verdict.reason or "", data=data, now=now)
 
 
 def on_budget_change(sender: Any, instance: BudgetChange, created: bool, **_: Any) -> None:

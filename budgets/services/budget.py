@@ -199,9 +199,7 @@ def _check(
     spend, held = spend_held
     verdict = evaluate(spec, spend, held, estimate)
     if not verdict.allowed:
-        events.after_refused_check(
-            persona=persona, spend=spend, limit=verdict.limit, reason=verdict.reason or "", now=now
-        )
+        events.after_refused_check(persona=persona, verdict=verdict, now=now)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,

@@ -172,3 +172,29 @@ def test_lowering_a_cap_under_the_spend_alerts_at_once(capped: Any) -> None:
     charge(capped, 0.5, "r1", dt.datetime.now(dt.UTC))
     budget_put(persona=capped, spec=parse_budget_body({"daily_usd": 0.4}), actor="ops")
     assert types() == ["budget.changed", "budget.warn", "budget.exceeded"]
+
+
+def test_an_admin_edit_is_a_budget_changed_naming_the_admin(capped: Any) -> None:
+    from personas.services import write_budget
+
+    write_budget(capped, parse_budget_body({"daily_usd": 5}), actor="olivia", via="admin")
+    event = Event.objects.get()
+    assert (event.type, event.data["via"], event.data["actor"]) == (
+        "budget.changed",
+        "admin",
+        "olivia",
+    )
+    assert event.message == "persona hermes/coder: caps changed by olivia (via admin)"
+
+
+def test_a_paused_persona_alerts_blocked_once_a_day(make_persona: Any) -> None:
+    persona = make_persona(persona_id="coder", budget_toml="paused = true\n")
+    for _ in range(2):
+        assert not budget_check(persona=persona, estimate_nanos=0, now=DAY1)["allowed"]
+    event = Event.objects.get(type="budget.blocked")
+    assert (event.window, event.window_start, event.data) == (
+        "paused",
+        dt.date(2026, 3, 10),
+        {"limit": "paused"},
+    )
+    assert "an operator paused" in event.message
