@@ -20,6 +20,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "persona.not_found": (404, "no such persona"),
     "persona.malformed": (400, "the persona file is unreadable or invalid"),
     "persona.conflict": (409, "the persona file changed since it was read"),
+    "persona.write_failed": (
+        503,
+        "the persona file could not be written (disk full, read-only); nothing was changed",
+    ),
     "budget.invalid_body": (400, "body empty, null, not an object, or not JSON"),
     "budget.invalid": (400, "the budget fails validation (the message says which key)"),
     "budget.invalid_estimate": (
