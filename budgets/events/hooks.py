@@ -146,21 +146,26 @@ def after_refused_check(*, persona: Persona, verdict: rules.Verdict, now: dt.dat
 
 
 def on_budget_change(sender: Any, instance: BudgetChange, created: bool, **_: Any) -> None:
-    """``budget.changed`` for every audited cap change, in the writer's transaction; then
-    warn / exceeded for windows the new caps put at or past a threshold."""
+    """``budget.changed`` for every audited cap change (a persona's, an agent's or the
+    platform's), in the writer's transaction; for a persona, then warn / exceeded for
+    windows the new caps put at or past a threshold."""
     if not created:
         return
     persona = instance.persona
+    agent_id = instance.agent_id or (persona.agent_id if persona is not None else "")
+    if persona is not None:
+        kind, persona_id, label = "persona", persona.slug, f"persona {agent_id}/{persona.slug}"
+    elif agent_id:
+        kind, persona_id, label = "agent", "", f"agent {agent_id}"
+    else:
+        kind, persona_id, label = "platform", "", "the platform"
     now = timezone.now()
     record_event(
         type=BUDGET_CHANGED,
-        scope_kind="persona",
-        agent_id=persona.agent_id,
-        persona_id=persona.slug,
-        message=(
-            f"persona {persona.agent_id}/{persona.slug}: caps changed by {instance.actor} "
-            f"(via {instance.get_via_display()})"
-        ),
+        scope_kind=kind,
+        agent_id=agent_id if kind != "platform" else "",
+        persona_id=persona_id,
+        message=f"{label}: caps changed by {instance.actor} (via {instance.get_via_display()})",
         data={
             "actor": instance.actor,
             "via": instance.via,
@@ -169,9 +174,10 @@ def on_budget_change(sender: Any, instance: BudgetChange, created: bool, **_: An
         },
         now=now,
     )
-    spec = budget_spec_from_persona(persona)
-    w = windows_at(persona.effective_timezone, now)
-    emit_thresholds(persona_readings(persona, spec, w, window_spend(persona, w)), now=now)
+    if persona is not None:
+        spec = budget_spec_from_persona(persona)
+        w = windows_at(persona.effective_timezone, now)
+        emit_thresholds(persona_readings(persona, spec, w, window_spend(persona, w)), now=now)
 
 
 def connect() -> None:

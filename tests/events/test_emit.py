@@ -198,3 +198,18 @@ def test_a_paused_persona_alerts_blocked_once_a_day(make_persona: Any) -> None:
         {"limit": "paused"},
     )
     assert "an operator paused" in event.message
+
+
+def test_agent_and_platform_cap_changes_are_budget_changed_of_their_scope(agent: Any) -> None:
+    from personas.services.scopes import PLATFORM, agent_scope, write_scope_budget
+
+    spec = parse_budget_body({"daily_usd": 50})
+    write_scope_budget(agent_scope("hermes"), spec, actor="ops", via="api")
+    write_scope_budget(PLATFORM, spec, actor="ops", via="cli")
+    changed = Event.objects.filter(type="budget.changed").order_by("id")
+    assert [(e.scope_kind, e.agent_id, e.persona_id) for e in changed] == [
+        ("agent", "hermes", ""),
+        ("platform", "", ""),
+    ]
+    assert changed[0].message == "agent hermes: caps changed by ops (via API)"
+    assert changed[1].message == "the platform: caps changed by ops (via command line)"
