@@ -46,6 +46,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
     "events.invalid_query": (400, "after or limit is not a whole number in range"),
+    "price.unknown": (
+        400,
+        "check: no estimated_cost_usd and no price for the model on this surface (the "
+        "message says how to add one); GET /api/prices answers it with 404",
+    ),
+    "request.invalid": (400, "a query parameter is missing or invalid"),
     "run.invalid": (400, "run body or list query fails validation (the message says which key)"),
     "run.invalid_extension": (400, "an addition missing, zero, negative, non-finite or unknown"),
     "run.not_found": (404, "no such run for this persona (another persona's run reads the same)"),
