@@ -5,105 +5,163 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('budgets', '0008_charge_cost_source'),
+        ("budgets", "0008_charge_cost_source"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('state', models.CharField(choices=[('pending', 'pending'), ('delivered', 'delivered'), ('failed', 'failed (gave up)')], default='pending', max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('next_attempt_at', models.DateTimeField()),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('locked_by', models.CharField(blank=True, max_length=200)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("delivered", "delivered"),
+                            ("failed", "failed (gave up)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("next_attempt_at", models.DateTimeField()),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("locked_by", models.CharField(blank=True, max_length=200)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
-                'ordering': ['-id'],
+                "verbose_name_plural": "deliveries",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=2000)),
-                ('secret', models.CharField(max_length=100)),
-                ('event_types', models.JSONField(blank=True, default=list)),
-                ('agent_id', models.CharField(blank=True, max_length=64)),
-                ('format', models.CharField(choices=[('standard', 'Standard Webhooks (JSON event)'), ('slack', 'Slack incoming webhook')], default='standard', max_length=16)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("url", models.URLField(max_length=2000)),
+                ("secret", models.CharField(max_length=100)),
+                ("event_types", models.JSONField(blank=True, default=list)),
+                ("agent_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("standard", "Standard Webhooks (JSON event)"),
+                            ("slack", "Slack incoming webhook"),
+                        ],
+                        default="standard",
+                        max_length=16,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
             ],
             options={
-                'verbose_name': 'webhook endpoint',
-                'ordering': ['id'],
+                "verbose_name": "webhook endpoint",
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('ok', models.BooleanField(default=False)),
-                ('error', models.CharField(blank=True, max_length=500)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log', to='budgets.delivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                ("ok", models.BooleanField(default=False)),
+                ("error", models.CharField(blank=True, max_length=500)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log",
+                        to="budgets.delivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=64)),
-                ('occurred_at', models.DateTimeField()),
-                ('scope_kind', models.CharField(max_length=16)),
-                ('agent_id', models.CharField(blank=True, max_length=64)),
-                ('persona_id', models.CharField(blank=True, max_length=64)),
-                ('window', models.CharField(blank=True, max_length=16)),
-                ('window_start', models.DateField(blank=True, null=True)),
-                ('cap_nanos', models.BigIntegerField(blank=True, null=True)),
-                ('spent_nanos', models.BigIntegerField(blank=True, null=True)),
-                ('resets_at', models.DateTimeField(blank=True, null=True)),
-                ('message', models.TextField()),
-                ('data', models.JSONField(blank=True, default=dict)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("type", models.CharField(max_length=64)),
+                ("occurred_at", models.DateTimeField()),
+                ("scope_kind", models.CharField(max_length=16)),
+                ("agent_id", models.CharField(blank=True, max_length=64)),
+                ("persona_id", models.CharField(blank=True, max_length=64)),
+                ("window", models.CharField(blank=True, max_length=16)),
+                ("window_start", models.DateField(blank=True, null=True)),
+                ("cap_nanos", models.BigIntegerField(blank=True, null=True)),
+                ("spent_nanos", models.BigIntegerField(blank=True, null=True)),
+                ("resets_at", models.DateTimeField(blank=True, null=True)),
+                ("message", models.TextField()),
+                ("data", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['agent_id', 'id'], name='event_agent_id')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('window_start__isnull', False)), fields=('type', 'scope_kind', 'agent_id', 'persona_id', 'window', 'window_start'), name='event_once_per_window')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["agent_id", "id"], name="event_agent_id")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("window_start__isnull", False)),
+                        fields=(
+                            "type",
+                            "scope_kind",
+                            "agent_id",
+                            "persona_id",
+                            "window",
+                            "window_start",
+                        ),
+                        name="event_once_per_window",
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='budgets.event'),
+            model_name="delivery",
+            name="event",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="deliveries",
+                to="budgets.event",
+            ),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='budgets.webhookendpoint'),
+            model_name="delivery",
+            name="endpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="deliveries",
+                to="budgets.webhookendpoint",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['state', 'next_attempt_at'], name='delivery_due'),
+            model_name="delivery",
+            index=models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
         ),
         migrations.AddConstraint(
-            model_name='delivery',
-            constraint=models.UniqueConstraint(fields=('event', 'endpoint'), name='delivery_once'),
+            model_name="delivery",
+            constraint=models.UniqueConstraint(fields=("event", "endpoint"), name="delivery_once"),
         ),
     ]
