@@ -191,7 +191,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Locked per (username, address) pair, never per username alone: a lock on the name would
+# let anyone who knows it keep the operator out from any address (docs/admin.md).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 
 # Production hardening; each can be turned off from the environment behind a proxy that

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django import forms
 from django.utils.html import format_html
@@ -16,7 +15,13 @@ from hal0.money import MoneyError, parse_usd, to_decimal
 from personas.admin.display import _json_value, usd_text
 from personas.models import Persona
 from personas.services import resolve_persona
-from personas.toml_store import BudgetInvalid, budget_spec_from_persona, parse_budget_mapping
+from personas.toml_store import (
+    BudgetInvalid,
+    budget_spec_from_persona,
+    iana_timezones,
+    is_known_timezone,
+    parse_budget_mapping,
+)
 
 NO_CAP = "no cap"
 EMPTY_VS_ZERO = "Empty = no cap. 0 = a cap of zero (every call with a cost is over it)."
@@ -28,7 +33,7 @@ CAP_NOTES = {
     "zero": "a cap of zero: every call with a cost is over it",
     "cap": "",
 }
-TIMEZONES = sorted(available_timezones())
+TIMEZONES = sorted(iana_timezones())
 BUDGET_KEYS = {
     "daily_usd": "daily_cap_nanos",
     "monthly_usd": "monthly_cap_nanos",
@@ -179,12 +184,10 @@ class PersonaBudgetForm(forms.ModelForm):
         name = (self.cleaned_data.get("timezone") or "").strip()
         if not name:
             return None
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        if not is_known_timezone(name):
             raise forms.ValidationError(
                 f"Unknown timezone {name!r}: use an IANA name such as Europe/Berlin or UTC."
-            ) from exc
+            )
         return name
 
     def budget_mapping(self) -> dict[str, Any]:
