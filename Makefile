@@ -20,6 +20,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py reprovision hermes
+	@sh scripts/where-to-go $(HOST) $(PORT)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Set up and run the whole test suite (lint, types, tests) on the configured database.

@@ -64,6 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an API call with a Host not served here or over plain HTTP from another host
+    # gets a JSON error that names the setting to change (hal0/middleware.py).
+    "hal0.middleware.ApiArrivalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -199,6 +202,9 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # Production hardening; each can be turned off from the environment behind a proxy that
 # already does it.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG and not _TESTING)
+# The API is never redirected: hal0.middleware serves a same-host call over plain HTTP and
+# refuses any other with a JSON error (a client would not follow a 301 with its POST body).
+SECURE_REDIRECT_EXEMPT = [r"^api/"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -206,9 +212,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # "preload" only marks the site as eligible for the browsers' HSTS preload list; submitting
 # it stays the domain owner's decision. Set SECURE_HSTS_PRELOAD=false to leave it out.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-)
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+# Off, X-Forwarded-Proto is trusted from nobody: not here, and not by gunicorn either
+# (hal0/wsgi.py undoes the https scheme gunicorn derives from it for 127.0.0.1).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

@@ -1,4 +1,4 @@
-"""URL map: the JSON API under /api/, the operators' admin under /admin/."""
+"""URL map: the JSON API under /api/, the operators' admin under /admin/, a landing page at /."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -8,11 +8,14 @@ from rest_framework.permissions import AllowAny
 # Registers the Bearer scheme (budgets.auth) with the schema generator.
 import budgets.openapi  # noqa: F401
 from hal0.errors import api_not_found
+from hal0.views import home
 
 # The API description is public: it holds no data, and clients need it to get a key.
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
+    # A landing page that points at the admin and the API description.
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/", include("personas.urls")),
     path("api/", include("budgets.urls")),
