@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Set up, migrate, provision the demo agent and serve on http://127.0.0.1:8000 (SQLite).
+# Set up, migrate, provision the demo agent and serve on http://127.0.0.1:8000 (SQLite),
+# with the background worker (webhook deliveries) beside the web server; Ctrl-C stops both.
 run: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py reprovision hermes
 	@sh scripts/where-to-go $(HOST) $(PORT)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Set up and run the whole test suite (lint, types, tests) on the configured database.

@@ -101,6 +101,13 @@ class Hold(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     resolved_at = models.DateTimeField(null=True, blank=True)
     actor = models.CharField(max_length=200, blank=True)
+    # Idempotent reserve: a check with ``reserve`` and a ``request_id`` takes at most one
+    # hold per (persona, request_id). A repeat with the same body (``body_sha256``) answers
+    # ``response``, the first answer as JSON text; another body is 409 ``hold.conflict``.
+    # Empty for holds taken without a request_id.
+    request_id = models.CharField(max_length=200, blank=True, default="")
+    body_sha256 = models.CharField(max_length=64, blank=True, default="")
+    response = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -109,6 +116,13 @@ class Hold(models.Model):
             # The admin's holds list, newest first: with a hold per reserved call the table
             # grows like the ledger, and without it every page sorted all of it.
             models.Index(fields=["created_at"], name="hold_created_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["persona", "request_id"],
+                condition=~models.Q(request_id=""),
+                name="hold_unique_request_id",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -173,3 +187,9 @@ class ApiKey(AbstractAPIKey):
                 name="apikey_scope_matches_agent",
             ),
         ]
+
+
+# The events package keeps its rows beside its code; importing them here registers them.
+from budgets.events.models import WorkerHeartbeat  # noqa: E402
+
+__all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "SpendCounter", "WorkerHeartbeat"]

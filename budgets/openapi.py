@@ -115,6 +115,13 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
     hold_ttl_s = serializers.IntegerField(
         required=False, min_value=1, help_text="extension: hold lifetime in seconds (300)"
     )
+    request_id = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="extension, with `reserve`: makes the reserve idempotent per persona. The "
+        "same body again answers the first answer (the same hold) and takes no other hold; "
+        "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
+    )
 
 
 class HoldSerializer(serializers.Serializer[Any]):
@@ -214,6 +221,7 @@ CHECK_ERRORS = error_responses(
     "budget.invalid_body",
     "budget.invalid_estimate",
     "budget.invalid_hold",
+    "hold.conflict",
     "request.too_large",
 )
 # No persona.malformed: a charge is recorded even for a persona whose file is malformed.
@@ -234,6 +242,11 @@ CHECK_EXAMPLES = [
     OpenApiExample(
         "estimate with a hold",
         value={"estimated_cost_usd": 0.05, "reserve": True, "hold_ttl_s": 300},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "idempotent reserve (safe to retry)",
+        value={"estimated_cost_usd": 0.05, "reserve": True, "request_id": "req_abc"},
         request_only=True,
     ),
     OpenApiExample(

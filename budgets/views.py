@@ -20,6 +20,7 @@ from budgets.services import (
     budget_state,
     hold_release,
 )
+from budgets.services.reserve import reserve_key
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
@@ -148,6 +149,8 @@ class CheckView(APIView):
         if not isinstance(reserve, bool):
             raise _invalid("budget.invalid_hold", "reserve must be true or false", "reserve")
         ttl = _ttl(body)
+        # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
+        request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
         # 404s as _persona gives them; the persona and its spend in one query.
         result = budget_check_by_id(
             agent_id=agent_id,
@@ -156,6 +159,7 @@ class CheckView(APIView):
             reserve=reserve,
             hold_ttl_s=ttl,
             actor=actor_of(request),
+            key=reserve_key(body, request_id) if reserve else None,
         )
         return Response(result)
 

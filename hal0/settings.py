@@ -43,12 +43,19 @@ HAL0_DATA_DIR = Path(env.str("HAL0_DATA_DIR", default=str(VAR_DIR / "data")))
 # Default lifetime of a hold when the check body gives none, and the longest allowed.
 HAL0_HOLD_TTL_S = env.int("HAL0_HOLD_TTL_S", default=300)
 HAL0_HOLD_TTL_MAX_S = env.int("HAL0_HOLD_TTL_MAX_S", default=86_400)
+# The background worker (manage.py worker): idle poll, heartbeat period, and the age of the
+# newest heartbeat after which /readyz reports the worker down (docs/alerts.md).
+HAL0_WORKER_POLL_S = env.float("HAL0_WORKER_POLL_S", default=1.0)
+HAL0_WORKER_BEAT_S = env.float("HAL0_WORKER_BEAT_S", default=10.0)
+HAL0_WORKER_STALE_S = env.float("HAL0_WORKER_STALE_S", default=60.0)
+# Off: /readyz ignores the worker (web nodes stay in the load balancer while it is down).
+HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True)
 # API keys are required unless an operator explicitly runs an open local service.
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [
-    # Django's admin with the operators' Spend page (budgets/admin_site.py).
-    "budgets.admin_site.Hal0AdminConfig",
+    # Django's admin with the operators' Spend page (budgets/admin/site.py).
+    "budgets.apps.Hal0AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -98,7 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 # The over-cap banner on every admin page (lazy: admin pages only).
-                "budgets.context_processors.spend_alerts",
+                "budgets.admin.context_processors.spend_alerts",
             ],
         },
     },
@@ -202,9 +209,10 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # Production hardening; each can be turned off from the environment behind a proxy that
 # already does it.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG and not _TESTING)
-# The API is never redirected: hal0.middleware serves a same-host call over plain HTTP and
-# refuses any other with a JSON error (a client would not follow a 301 with its POST body).
-SECURE_REDIRECT_EXEMPT = [r"^api/"]
+# Never redirected: the API (hal0.middleware serves a same-host call over plain HTTP and
+# refuses any other with a JSON error; a client would not follow a 301 with its POST
+# body), and probes and scrapers, which often speak plain HTTP to the node itself.
+SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)

@@ -7,6 +7,7 @@ from rest_framework.permissions import AllowAny
 
 # Registers the Bearer scheme (budgets.auth) with the schema generator.
 import budgets.openapi  # noqa: F401
+from budgets.monitoring import views as monitoring
 from hal0.errors import api_not_found
 from hal0.views import home
 
@@ -17,6 +18,9 @@ urlpatterns = [
     # A landing page that points at the admin and the API description.
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    # Probes for load balancers and orchestrators (docs/alerts.md): no key, no session.
+    path("healthz", monitoring.healthz, name="healthz"),
+    path("readyz", monitoring.readyz, name="readyz"),
     path("api/", include("personas.urls")),
     path("api/", include("budgets.urls")),
     path("api/schema/", SpectacularAPIView.as_view(**_public), name="api-schema"),

@@ -33,7 +33,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "cost past the 9e9 USD one persona's ledger holds",
     ),
     "charge.conflict": (409, "request_id reused with a different body"),
-    "budget.invalid_hold": (400, "reserve not a boolean, or hold_ttl_s not 1 to the maximum"),
+    "budget.invalid_hold": (
+        400,
+        "reserve not a boolean, hold_ttl_s not 1 to the maximum, or request_id not a "
+        "non-empty string of at most 200 characters",
+    ),
+    "hold.conflict": (409, "reserve: request_id already took a hold with a different body"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
     "request.too_large": (413, "body over the size limit"),

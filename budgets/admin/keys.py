@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django import forms
@@ -70,7 +71,9 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 # The library registers its own concrete key model; this service authenticates with
-# budgets.ApiKey only, so the other table would only confuse an operator.
+# budgets.ApiKey only, so the other table would only confuse an operator. Its admin module
+# is imported first so that the order of autodiscovery does not matter.
+import_module("rest_framework_api_key.admin")
 if admin.site.is_registered(LibraryAPIKey):
     admin.site.unregister(LibraryAPIKey)
 

@@ -10,8 +10,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from budgets import admin_queries
-from budgets.admin_views import persona_spend_context
+from budgets.admin.views import persona_spend_context
+from budgets.reports import selectors
 from budgets.templatetags.spend import usd
 from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline
 from personas.models import Agent, Persona
@@ -59,12 +59,12 @@ class SpendPersonaInline(PersonaInline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Inline instances are made per request, so this never outlives one page.
-        self._views: dict[int, admin_queries.PersonaSpend] = {}
+        self._views: dict[int, selectors.PersonaSpend] = {}
 
-    def _view(self, obj: Persona) -> admin_queries.PersonaSpend:
+    def _view(self, obj: Persona) -> selectors.PersonaSpend:
         if obj.pk not in self._views:
             personas = list(Persona.objects.filter(agent_id=obj.agent_id))
-            self._views = {v.persona.pk: v for v in admin_queries.spend_views(personas)}
+            self._views = {v.persona.pk: v for v in selectors.spend_views(personas)}
         return self._views[obj.pk]
 
     @admin.display(description="status")
@@ -103,7 +103,7 @@ class SpendAgentAdmin(AgentAdmin):
         return _SpendChangeList
 
     def attach_spend(self, agents: list[Agent]) -> None:
-        spent = admin_queries.agent_spend([a.pk for a in agents])
+        spent = selectors.agent_spend([a.pk for a in agents])
         for agent in agents:
             agent._spent = spent[agent.pk]  # type: ignore[attr-defined]
 
@@ -127,7 +127,7 @@ class SpendPersonaAdmin(PersonaAdmin):
         return _SpendChangeList
 
     def attach_spend(self, personas: list[Persona]) -> None:
-        for view in admin_queries.spend_views(personas):
+        for view in selectors.spend_views(personas):
             view.persona._spend = view  # type: ignore[attr-defined]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from budgets import admin_queries
+from budgets.reports import selectors
 from budgets.services import budget_state
 from personas.models import Persona
 from tests.budgets.ledger_support import record
@@ -51,7 +51,7 @@ def test_the_month_chart_counts_days_in_the_persona_s_timezone(make_persona: Any
     record(coder, 1, ts=dt.datetime(2026, 3, 4, 22, 30, tzinfo=dt.UTC), cost_nanos=2 * USD)
     # 23:30 UTC on Feb 28 is March 1st in Berlin: this month.
     record(coder, 1, ts=dt.datetime(2026, 2, 28, 23, 30, tzinfo=dt.UTC), cost_nanos=4 * USD)
-    per_day, days, today = admin_queries.daily_totals(coder, now)
+    per_day, days, today = selectors.daily_totals(coder, now)
     assert days == 31
     assert today == 10
     assert per_day[0] == 4 * USD

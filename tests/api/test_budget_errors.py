@@ -121,6 +121,18 @@ TABLE: list[tuple[str, int, Callable[[APIClient], Any]]] = [
             c.post(f"{URL}/charge", {**CHARGE, "cost_usd": 0.06}, format="json"),
         ][-1],
     ),
+    (
+        "hold.conflict",
+        409,
+        lambda c: [
+            c.post(f"{URL}/check", {**CHECK, "reserve": True, "request_id": "r"}, format="json"),
+            c.post(
+                f"{URL}/check",
+                {**CHECK, "reserve": True, "request_id": "r", "hold_ttl_s": 9},
+                format="json",
+            ),
+        ][-1],
+    ),
     ("hold.not_found", 404, lambda c: c.post(f"{URL}/holds/hold_nope/release")),
     (
         "hold.resolved",

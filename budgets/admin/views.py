@@ -14,8 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from budgets import admin_queries as q
 from budgets.models import Hold
+from budgets.reports import selectors as q
 from budgets.services import budget_state
 from budgets.templatetags.spend import format_usd
 from personas.models import Persona

@@ -1,6 +1,6 @@
 """The admin site of hal0 spend control: Django's admin plus the operators' Spend page.
 
-Installed as ``budgets.admin_site.Hal0AdminConfig`` in place of ``django.contrib.admin``,
+Installed through ``budgets.apps.Hal0AdminConfig`` in place of ``django.contrib.admin``,
 so ``admin.site`` is this site everywhere and every ``ModelAdmin`` registers on it.
 Operator pages are admin views: a staff session is required, API keys do not open them.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 
@@ -43,10 +42,6 @@ class Hal0AdminSite(admin.AdminSite):
         return extra + super().get_urls()
 
     def spend_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
-        from budgets.admin_views import spend_overview
+        from budgets.admin.views import spend_overview
 
         return spend_overview(request, site=self)
-
-
-class Hal0AdminConfig(AdminConfig):
-    default_site = "budgets.admin_site.Hal0AdminSite"

@@ -2,7 +2,7 @@
 
 Lazy: the numbers are read only when a template shows the banner, and only for staff on
 admin pages. Cheap: one query over the current window counters of capped personas and
-one over active holds (budgets.admin_queries.alerts), never a scan of the ledger.
+one over active holds (budgets.reports.selectors.alerts), never a scan of the ledger.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def spend_alerts(request: HttpRequest) -> dict[str, Any]:
         return {}
 
     def load() -> Any:
-        from budgets.admin_queries import alerts
+        from budgets.reports.selectors import alerts
 
         return alerts()
 
