@@ -11,7 +11,10 @@ from typing import Any, NoReturn
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
+from budgets.runs.models import Run, RunCheckpoint
 from personas.models import Agent, Persona
+
+__all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "Run", "RunCheckpoint", "SpendCounter"]
 
 
 class LedgerIsAppendOnly(Exception):
@@ -44,6 +47,10 @@ class Charge(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     hold = models.OneToOneField(
         "Hold", on_delete=models.PROTECT, null=True, blank=True, related_name="charge"
+    )
+    # The run the charge counts against (budgets.runs), if it named one.
+    run = models.ForeignKey(
+        Run, on_delete=models.PROTECT, null=True, blank=True, related_name="charges"
     )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
     actor = models.CharField(max_length=200, blank=True)
@@ -101,6 +108,10 @@ class Hold(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     resolved_at = models.DateTimeField(null=True, blank=True)
     actor = models.CharField(max_length=200, blank=True)
+    # A hold taken for a run reserves against the run's budget too.
+    run = models.ForeignKey(
+        Run, on_delete=models.PROTECT, null=True, blank=True, related_name="holds"
+    )
     # Idempotent reserve: a check with ``reserve`` and a ``request_id`` takes at most one
     # hold per (persona, request_id). A repeat with the same body (``body_sha256``) answers
     # ``response``, the first answer as JSON text; another body is 409 ``hold.conflict``.

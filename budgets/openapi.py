@@ -70,6 +70,12 @@ class BudgetPutRequestSerializer(serializers.Serializer[Any]):
     timezone = serializers.CharField(
         required=False, help_text="extension: IANA zone for day/month boundaries (UTC)"
     )
+    paused = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="extension: the stop switch. true refuses every check of this persona "
+        "(also a warn-only one) until it is set back to false or left out",
+    )
 
 
 class SpendSerializer(serializers.Serializer[Any]):
@@ -141,7 +147,7 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime"],
+        ["per_call", "daily", "monthly", "lifetime", "paused"],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
@@ -163,6 +169,12 @@ class ChargeRequestSerializer(serializers.Serializer[Any]):
     )
     input_tokens = serializers.IntegerField(required=False, min_value=0)
     output_tokens = serializers.IntegerField(required=False, min_value=0)
+    run_id = serializers.CharField(
+        required=False,
+        help_text="extension: count this charge against the persona's run (also when the "
+        "run is closed or needs budget). Without it, a charge settling a run's hold counts "
+        "against that run",
+    )
 
 
 class ChargeRowSerializer(serializers.Serializer[Any]):
@@ -184,6 +196,14 @@ class ChargedHoldSerializer(serializers.Serializer[Any]):
     )
 
 
+class ChargedRunSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    state = serializers.CharField(help_text="the run's state, or `not_found`")
+    counted = serializers.BooleanField(help_text="false only when no such run was found")
+    spent = serializers.DictField(required=False, help_text="the run's spend after this charge")
+    remaining = serializers.DictField(required=False)
+
+
 class ChargeResponseSerializer(BudgetStateSerializer):
     recorded = serializers.BooleanField(help_text="always true: a valid charge is recorded")
     row = ChargeRowSerializer()
@@ -193,6 +213,11 @@ class ChargeResponseSerializer(BudgetStateSerializer):
         "already settled or released, or is unknown, is still recorded in full (the money is "
         "already spent) and leaves that hold as it is: a hold resolves at most once. A "
         "replay answers the same `hold` as the first time",
+    )
+    run = ChargedRunSerializer(
+        required=False,
+        help_text="extension: when `run_id` was sent or the settled hold was a run's. An "
+        "unknown run_id does not stop the charge: it is recorded and `state` says `not_found`",
     )
 
 

@@ -3,6 +3,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from budgets import views
+from budgets.runs import views as run_views
 
 _base = "agents/<str:agent_id>/personas/<str:persona_id>/budget"
 
@@ -15,4 +16,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.HoldReleaseView.as_view(),
         name="budget-hold-release",
     ),
+]
+
+_runs = "agents/<str:agent_id>/personas/<str:persona_id>/runs"
+
+urlpatterns += [
+    path(_runs, run_views.RunListView.as_view(), name="runs"),
+    path(f"{_runs}/<str:run_id>", run_views.RunDetailView.as_view(), name="run-detail"),
+    path(f"{_runs}/<str:run_id>/extend", run_views.RunExtendView.as_view(), name="run-extend"),
+    path(f"{_runs}/<str:run_id>/close", run_views.RunCloseView.as_view(), name="run-close"),
 ]

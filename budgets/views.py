@@ -184,6 +184,7 @@ class ChargeView(APIView):
         hold_id = _text(body, "hold_id", code, required=False)
         input_tokens = _count(body, "input_tokens", code)
         output_tokens = _count(body, "output_tokens", code)
+        run_id = _text(body, "run_id", code, required=False)
         persona = _persona(agent_id, persona_id)
         result = budget_charge(
             persona=persona,
@@ -194,6 +195,7 @@ class ChargeView(APIView):
             hold_id=hold_id,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            run_id=run_id,
             actor=actor_of(request),
         )
         return Response(result)

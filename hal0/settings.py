@@ -194,6 +194,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Run states and hold states are both fields named "state": name each set.
+    "ENUM_NAME_OVERRIDES": {"RunStateEnum": ["active", "needs_budget", "closed"]},
 }
 
 # django-axes: lock an admin login out after repeated failures.

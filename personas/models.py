@@ -43,6 +43,8 @@ class Persona(models.Model):
     # NULL / "" = not set in the file (the defaults apply: 0.8 and UTC).
     warn_at = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
     timezone = models.CharField(max_length=64, blank=True)
+    # The stop switch (``paused = true``): every check of this persona is refused.
+    paused = models.BooleanField(default=False)
     # Unknown keys of [persona.budget], kept so the row can rebuild the whole block.
     budget_extra = models.JSONField(default=dict, blank=True)
 

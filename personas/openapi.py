@@ -41,6 +41,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.conflict": (409, "reserve: request_id already took a hold with a different body"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "run.invalid": (400, "run body or list query fails validation (the message says which key)"),
+    "run.invalid_extension": (400, "an addition missing, zero, negative, non-finite or unknown"),
+    "run.not_found": (404, "no such run for this persona (another persona's run reads the same)"),
+    "run.conflict": (409, "run_id reused with a different body"),
+    "run.closed": (409, "the run is closed: checks naming it are refused"),
     "request.too_large": (413, "body over the size limit"),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
@@ -91,6 +96,11 @@ class BudgetBlockSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField(help_text="false = warn only, never block")
     warn_at = serializers.FloatField(required=False, help_text="extension; default 0.8")
     timezone = serializers.CharField(required=False, help_text="extension; default UTC")
+    paused = serializers.BooleanField(
+        required=False,
+        help_text="extension: the stop switch; present (true) only while paused. Every check "
+        'is then refused with `limit: "paused"`, whatever the estimate',
+    )
 
 
 class AgentSerializer(serializers.Serializer[Any]):

@@ -29,7 +29,7 @@ from hal0.money import MoneyError, parse_usd, to_decimal, usd_number
 
 # The caps of [persona.budget], in the order they are written into a new block.
 CAP_KEYS: tuple[str, ...] = ("daily_usd", "monthly_usd", "lifetime_usd", "per_call_max_usd")
-KNOWN_KEYS: tuple[str, ...] = (*CAP_KEYS, "hard_cap", "warn_at", "timezone")
+KNOWN_KEYS: tuple[str, ...] = (*CAP_KEYS, "hard_cap", "warn_at", "timezone", "paused")
 _CAP_ATTRS: dict[str, str] = {
     "daily_usd": "daily_nanos",
     "monthly_usd": "monthly_nanos",
@@ -71,6 +71,8 @@ class BudgetSpec:
     hard_cap: bool = True
     warn_at: Decimal | None = None
     timezone: str | None = None
+    # The stop switch: every check at this scope is refused, whatever the estimate.
+    paused: bool = False
     # Keys this version does not know, kept so a write never drops an operator's setting.
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
@@ -91,6 +93,9 @@ class BudgetSpec:
             out["warn_at"] = float(self.warn_at)
         if self.timezone is not None:
             out["timezone"] = self.timezone
+        if self.paused:
+            # Only when set: an unpaused block reads exactly as hal0's does.
+            out["paused"] = True
         return out
 
     @property
@@ -121,6 +126,7 @@ class PersonaBudgetRow(Protocol):
     hard_cap: bool
     warn_at: Decimal | None
     timezone: str
+    paused: bool
     budget_extra: Any
 
 
@@ -211,8 +217,13 @@ def parse_budget_mapping(mapping: Mapping[str, Any]) -> BudgetSpec:
     warn_at = None if raw_warn is None else _parse_warn_at(raw_warn)
     raw_tz = mapping.get("timezone")
     tz = None if raw_tz is None else _parse_timezone(raw_tz)
+    paused = mapping.get("paused", False)
+    if not isinstance(paused, bool):
+        raise BudgetInvalid("paused must be true or false", "paused")
     extra = {str(k): v for k, v in mapping.items() if k not in KNOWN_KEYS}
-    return BudgetSpec(hard_cap=hard_cap, warn_at=warn_at, timezone=tz, extra=extra, **caps)
+    return BudgetSpec(
+        hard_cap=hard_cap, warn_at=warn_at, timezone=tz, paused=paused, extra=extra, **caps
+    )
 
 
 def budget_spec_from_persona(persona: PersonaBudgetRow) -> BudgetSpec:
@@ -225,6 +236,7 @@ def budget_spec_from_persona(persona: PersonaBudgetRow) -> BudgetSpec:
         hard_cap=persona.hard_cap,
         warn_at=None if persona.warn_at is None else Decimal(persona.warn_at).normalize(),
         timezone=persona.timezone or None,
+        paused=bool(persona.paused),
         extra=dict(persona.budget_extra or {}),
     )
 
@@ -337,6 +349,9 @@ def render_budget(text: str, spec: BudgetSpec) -> str:
     wanted["hard_cap"] = spec.hard_cap  # always written: the operator sees it is enforced
     wanted["warn_at"] = spec.warn_at
     wanted["timezone"] = spec.timezone
+    # Written while paused; resuming sets it to false (the switch stays where an operator
+    # looks for it, with its comment); never added to a file that lacks it while off.
+    wanted["paused"] = True if spec.paused else (False if "paused" in budget else None)
     for key, value in wanted.items():
         if value is None:
             if key in budget:

@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 
 from budgets.ledger.mirror import mirror_path
-from budgets.services.budget import Verdict, evaluate
+from budgets.rules import Verdict
+from budgets.services.budget import evaluate
 from budgets.services.counters import WindowSpend
 from budgets.services.windows import Windows, windows_at
 from personas.models import Persona

@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from budgets import rules
 from budgets.models import Charge, Hold, SpendCounter
+from budgets.rules import STATUS_ORDER, worst
 from budgets.services import counters
 from budgets.services.windows import LIFETIME_START, windows_at
 from hal0.money import to_nanos
@@ -34,7 +36,6 @@ WINDOWS = (
     ("monthly", "month", "This month", "monthly_cap_nanos"),
     ("lifetime", "lifetime", "Lifetime", "lifetime_cap_nanos"),
 )
-STATUS_ORDER = {"none": 0, "ok": 1, "warn": 2, "exceeded": 3}
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,12 @@ class WindowView:
     remaining_nanos: int | None = None
 
     def __post_init__(self) -> None:
-        self.status = window_status(self.spent_nanos, self.cap_nanos, self.warn_at)
-        if self.cap_nanos is not None:
-            self.remaining_nanos = max(0, self.cap_nanos - self.spent_nanos)
+        # Status and remaining come from the rules module, as the API's do.
+        ws = rules.window(
+            self.key, "usd", self.cap_nanos, self.spent_nanos, self.held_nanos, self.warn_at
+        )
+        self.status = ws.status
+        self.remaining_nanos = ws.remaining
 
     @property
     def has_cap(self) -> bool:
@@ -94,24 +98,6 @@ class WindowView:
     @property
     def warn_percent(self) -> float:
         return float(self.warn_at) * 100
-
-
-def window_status(spent: int, cap: int | None, warn_at: Decimal) -> str:
-    """none (no cap) | ok | warn (from ``warn_at`` of the cap) | exceeded (cap reached).
-
-    A cap of zero is "exceeded" from the start: every call with a cost is over it.
-    """
-    if cap is None:
-        return "none"
-    if spent >= cap:
-        return "exceeded"
-    if spent >= cap * warn_at:
-        return "warn"
-    return "ok"
-
-
-def worst(statuses: Iterable[str]) -> str:
-    return max(statuses, key=STATUS_ORDER.__getitem__, default="none")
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -18,8 +16,10 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from budgets import rules
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
+from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
 from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
@@ -28,15 +28,6 @@ from hal0.money import LEDGER_MAX_NANOS, usd_number
 from personas.models import Persona
 from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
-
-DEFAULT_WARN_AT = Decimal("0.8")
-
-# The windows in rule order after the per-call cap: (limit name, response key, label).
-WINDOWS = (
-    ("daily", "daily_usd", "daily cap"),
-    ("monthly", "monthly_usd", "monthly cap"),
-    ("lifetime", "lifetime_usd", "lifetime cap"),
-)
 
 
 class BudgetState(TypedDict):
@@ -52,16 +43,6 @@ def iso(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).isoformat()
 
 
-def _cap_of(spec: BudgetSpec, window: str) -> int | None:
-    return {"daily": spec.daily_nanos, "monthly": spec.monthly_nanos}.get(
-        window, spec.lifetime_nanos
-    )
-
-
-def _spent_of(spend: WindowSpend, window: str) -> int:
-    return {"daily": spend.day, "monthly": spend.month}.get(window, spend.lifetime)
-
-
 def held_nanos(persona: Persona, now: dt.datetime) -> int:
     """Active holds that have not expired: they count as spent for every check."""
     total = Hold.objects.filter(
@@ -70,29 +51,31 @@ def held_nanos(persona: Persona, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def _status(spec: BudgetSpec, spend: WindowSpend) -> str:
-    caps: list[tuple[int, int]] = []
-    for window, _, _ in WINDOWS:
-        cap = _cap_of(spec, window)
-        if cap is not None:
-            caps.append((cap, _spent_of(spend, window)))
-    if not caps:
-        return "none"
-    if any(spent >= cap for cap, spent in caps):
-        return "exceeded"
-    warn_at = spec.warn_at if spec.warn_at is not None else DEFAULT_WARN_AT
-    # Compared in exact decimals: 0.8 x 1.0 USD is 800,000,000 nano-USD, not 799,999,999.
-    if any(spent >= warn_at * cap for cap, spent in caps):
-        return "warn"
-    return "ok"
+def persona_caps(spec: BudgetSpec) -> rules.Caps:
+    """The rules' view of a ``[persona.budget]`` block."""
+    return rules.Caps(
+        per_call=spec.per_call_nanos,
+        daily=spec.daily_nanos,
+        monthly=spec.monthly_nanos,
+        lifetime=spec.lifetime_nanos,
+        hard_cap=spec.hard_cap,
+        warn_at=spec.warn_at,
+        paused=spec.paused,
+    )
+
+
+def persona_scope(spec: BudgetSpec, spend: WindowSpend, held: int) -> rules.Scope:
+    usage = rules.Usage(daily=spend.day, monthly=spend.month, lifetime=spend.lifetime, held=held)
+    return rules.Scope("persona", persona_caps(spec), usage)
 
 
 def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: int) -> BudgetState:
-    remaining: dict[str, float] = {}
-    for window, key, _ in WINDOWS:
-        cap = _cap_of(spec, window)
-        if cap is not None:
-            remaining[key] = usd_number(max(0, cap - _spent_of(spend, window)))
+    status = rules.scope_status(persona_scope(spec, spend, held))
+    remaining = {
+        f"{ws.window}_usd": usd_number(ws.remaining)
+        for ws in status.usd_windows()
+        if ws.remaining is not None
+    }
     return {
         "budget": spec.to_api(),
         "spend": {
@@ -102,7 +85,7 @@ def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: int) -> Budge
         },
         "remaining": remaining,
         "held_usd": usd_number(held),
-        "status": _status(spec, spend),
+        "status": status.status,
         "resets_at": {"daily": iso(w.day_end), "monthly": iso(w.month_end)},
     }
 
@@ -119,50 +102,9 @@ def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetS
 # check
 
 
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    reason: str | None
-    decision: str  # allow | warn | block
-    limit: str | None  # per_call | daily | monthly | lifetime
-    remaining: dict[str, int]
-
-
-def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> Verdict:
-    """hal0's rules: per-call, then daily, monthly, lifetime; the first breach decides.
-
-    Comparisons are strict: an estimate equal to the headroom is allowed. Active holds
-    count as spent, so the headroom is ``cap - spent - held``, never below zero.
-    """
-    remaining: dict[str, int] = {}
-    for window, _, _ in WINDOWS:
-        cap = _cap_of(spec, window)
-        if cap is not None:
-            remaining[window] = max(0, cap - _spent_of(spend, window) - held)
-    limit: str | None = None
-    reason: str | None = None
-    if spec.per_call_nanos is not None and estimate > spec.per_call_nanos:
-        limit = "per_call"
-        reason = (
-            f"estimate {usd_number(estimate)} USD exceeds the per-call cap of "
-            f"{usd_number(spec.per_call_nanos)} USD"
-        )
-    else:
-        for window, _, label in WINDOWS:
-            if window in remaining and estimate > remaining[window]:
-                limit = window
-                cap = _cap_of(spec, window) or 0
-                reason = (
-                    f"estimate {usd_number(estimate)} USD exceeds the {label}: "
-                    f"{usd_number(remaining[window])} USD left of {usd_number(cap)} USD"
-                )
-                break
-    if limit is None:
-        return Verdict(True, None, "allow", None, remaining)
-    if spec.hard_cap:
-        return Verdict(False, reason, "block", limit, remaining)
-    # Warn-only budgets never block; the client still learns which cap it went past.
-    return Verdict(True, reason, "warn", limit, remaining)
+def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> rules.Verdict:
+    """hal0's rules for one persona (the rules module with a single persona scope)."""
+    return rules.decide([persona_scope(spec, spend, held)], rules.Estimate(nanos=estimate))
 
 
 def _lock(persona: Persona) -> Persona:
@@ -312,10 +254,13 @@ def charge_body_sha256(
     hold_id: str | None,
     input_tokens: int | None,
     output_tokens: int | None,
+    run_id: str | None = None,
 ) -> str:
     """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
     canonical = json.dumps(
-        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens],
+        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens]
+        # Only when set, so the charges recorded before runs keep their fingerprint.
+        + ([run_id] if run_id is not None else []),
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -371,6 +316,7 @@ def budget_charge(
     hold_id: str | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    run_id: str | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
@@ -392,13 +338,17 @@ def budget_charge(
         hold_id=hold_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        run_id=run_id,
     )
+    tokens = (input_tokens or 0) + (output_tokens or 0)
     with transaction.atomic():
         row = _lock(persona)
         hold: Hold | None = None
         if hold_id is not None:
             hold = Hold.objects.filter(pk=hold_id, persona=row).first()
         settles = hold is not None and hold.state == Hold.State.ACTIVE
+        # Counted against its run whatever the run's state (closed, needs_budget).
+        run = runs.run_for_charge(row, run_id, hold)
 
         # The response is computed before the insert and stored on the row, because a
         # charge row is never updated afterwards (and a replay must answer the same).
@@ -433,6 +383,8 @@ def budget_charge(
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
+        if run_id is not None or run is not None:
+            response["run"] = runs.charge_outcome(run_id, run, cost_nanos, tokens, now)
         # Idempotency by the unique (persona, request_id) constraint, inside this
         # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
         # DO NOTHING; no savepoint needed, the transaction stays usable).
@@ -448,6 +400,7 @@ def budget_charge(
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
                     "hold": hold if settles else None,
+                    "run": run,
                     "actor": actor[:200],
                     "body_sha256": body_sha,
                     # As JSON text: PostgreSQL's jsonb would give the keys back in its
@@ -474,6 +427,8 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+        if run is not None:
+            runs.bump(run, cost_nanos, tokens)
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.

@@ -296,8 +296,9 @@ class PersonaBudgetForm(forms.ModelForm):
                 code="malformed",
             )
         current = self.current = budget_spec_from_persona(persona)
-        # Unknown keys of the table are not on the form; keep whatever the file has.
-        self.spec = dataclasses.replace(spec, extra=current.extra)
+        # Unknown keys of the table are not on the form; keep whatever the file has. The
+        # stop switch is not on it either: it has its own button (pause / resume).
+        self.spec = dataclasses.replace(spec, extra=current.extra, paused=current.paused)
         if cleaned.get("file_sha256") != persona.content_sha256:
             self.conflict = conflict_rows(persona, self)
             # The next save is a deliberate "apply mine on top of this version".

@@ -86,6 +86,7 @@ _HOT_COLUMNS = (
     "hard_cap",
     "warn_at",
     "timezone",
+    "paused",
     "budget_extra",
     "file_signature",
     "load_error",
@@ -134,6 +135,7 @@ def _persona_from_row(values: tuple[Any, ...]) -> Persona:
     extra = fields["budget_extra"]
     fields.update(
         hard_cap=bool(fields["hard_cap"]),
+        paused=bool(fields["paused"]),
         has_good_budget=bool(fields["has_good_budget"]),
         # SQLite hands decimals back as numbers; through str() they stay exact to 4 places.
         warn_at=None if warn_at is None else Decimal(str(warn_at)).quantize(_WARN_AT_QUANTUM),

@@ -92,6 +92,7 @@ def _set_budget(row: Persona, spec: BudgetSpec) -> None:
     row.hard_cap = spec.hard_cap
     row.warn_at = spec.warn_at
     row.timezone = spec.timezone or ""
+    row.paused = spec.paused
     row.budget_extra = jsonable(spec.extra)
 
 
