@@ -171,6 +171,38 @@ class SpendCounter(models.Model):
         return f"{self.persona} {self.window} {self.start} {self.tz}"
 
 
+class SpendRollup(models.Model):
+    """Charges summed per persona, UTC hour, model and surface: what spend reports read.
+
+    Kept by the one charge writer in the charge's own transaction (one upsert statement),
+    so a report never scans the ledger. UTC hours build the days, weeks and months of any
+    timezone whose midnights fall on a whole hour; the hours a half-hour zone cuts in two
+    are read from the charges (docs/reports.md). A cache like ``SpendCounter``:
+    ``manage.py counters reconcile`` re-sums it from the charges.
+    """
+
+    hour = models.DateTimeField()  # the UTC hour's start
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="rollups")
+    model = models.CharField(max_length=200)
+    surface = models.CharField(max_length=200)
+    cost_nanos = models.BigIntegerField(default=0)  # charges with a recorded cost only
+    charges = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)  # charges whose cost was not recorded
+
+    class Meta:
+        constraints = [
+            # Hour first: a report reads a range of hours across personas.
+            models.UniqueConstraint(
+                fields=["hour", "persona", "model", "surface"], name="rollup_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.persona} {self.hour:%Y-%m-%d %H}:00 {self.surface} {self.model}"
+
+
 class ApiKey(AbstractAPIKey):
     """A hashed API key: operator keys may do everything, agent keys one agent's calls."""
 

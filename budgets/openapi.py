@@ -238,6 +238,7 @@ PUT_ERRORS = error_responses(
     "budget.invalid",
     "auth.forbidden",
     "request.too_large",
+    "persona.write_failed",
 )
 CHECK_ERRORS = error_responses(
     "agent.unknown",

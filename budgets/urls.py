@@ -3,6 +3,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from budgets import views
+from budgets.reports.api import SpendReportView
 from budgets.runs import views as run_views
 
 _base = "agents/<str:agent_id>/personas/<str:persona_id>/budget"
@@ -16,6 +17,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.HoldReleaseView.as_view(),
         name="budget-hold-release",
     ),
+    path("spend", SpendReportView.as_view(), name="spend-report"),
 ]
 
 _runs = "agents/<str:agent_id>/personas/<str:persona_id>/runs"

@@ -24,6 +24,7 @@ from budgets.services.reserve import reserve_key
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
+from hal0.text import unprintable
 from personas.models import Persona
 from personas.services import (
     find_persona,
@@ -63,6 +64,11 @@ def _text(body: dict[str, Any], key: str, code: str, *, required: bool = True) -
         raise _invalid(code, f"'{key}' must be a non-empty string", key)
     if len(value) > MAX_TEXT:
         raise _invalid(code, f"'{key}' must be at most {MAX_TEXT} characters", key)
+    # One rule on every database (hal0/text.py): PostgreSQL cannot store NUL, nothing
+    # can store a lone surrogate, so these are refused here rather than lost as a 500.
+    why = unprintable(value)
+    if why is not None:
+        raise _invalid(code, f"'{key}' must be printable text, without {why}", key)
     return value
 
 

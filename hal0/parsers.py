@@ -8,6 +8,7 @@ endpoint can answer with its own precise code (``budget.invalid_estimate``, ...)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -21,12 +22,53 @@ from hal0.errors import BadRequest, PayloadTooLarge
 # Sentinel for "the request had no body at all".
 EMPTY = object()
 
+# No API body nests more than a level or two. The limit keeps far below Python's recursion
+# limit: json.loads on 20,000 opening brackets (well under the size limit) would raise
+# RecursionError, and anything that walked a 900-deep value later could too.
+MAX_DEPTH = 32
+_STRUCTURAL = re.compile(r'[\[\]{}"\\]')
+
+
+class TooDeep(ValueError):
+    """A JSON document nested deeper than :data:`MAX_DEPTH`."""
+
 
 def loads(raw: bytes | str) -> Any:
     """Parse JSON text with exact decimals; raises ``ValueError`` on anything else."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
+    if _nests_deeper(raw, MAX_DEPTH):
+        raise TooDeep(f"request body nests deeper than {MAX_DEPTH} levels")
     return json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
+
+
+def _nests_deeper(text: str, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``; linear, no recursion."""
+    # Nearly every body has fewer brackets than the limit: two C-speed counts decide.
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    # Visit only quotes, backslashes and brackets; the escape after a backslash is skipped.
+    for match in _STRUCTURAL.finditer(text):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def read_json_body(request: Request) -> Any:
@@ -41,8 +83,14 @@ def read_json_body(request: Request) -> Any:
         raise PayloadTooLarge() from exc
     if not raw.strip():
         return EMPTY
+    return _parsed(raw)
+
+
+def _parsed(raw: bytes) -> Any:
     try:
         return loads(raw)
+    except TooDeep as exc:
+        raise BadRequest(str(exc), code="budget.invalid_body") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("request body must be valid JSON", code="budget.invalid_body") from exc
 
@@ -68,7 +116,4 @@ class Hal0JSONParser(BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        try:
-            return loads(stream.read())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("request body must be valid JSON", code="budget.invalid_body") from exc
+        return _parsed(stream.read())

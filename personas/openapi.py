@@ -20,6 +20,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "persona.not_found": (404, "no such persona"),
     "persona.malformed": (400, "the persona file is unreadable or invalid"),
     "persona.conflict": (409, "the persona file changed since it was read"),
+    "persona.write_failed": (
+        503,
+        "the persona file could not be written (disk full, read-only); nothing was changed",
+    ),
     "budget.invalid_body": (400, "body empty, null, not an object, or not JSON"),
     "budget.invalid": (400, "the budget fails validation (the message says which key)"),
     "budget.invalid_estimate": (
@@ -47,6 +51,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "run.conflict": (409, "run_id reused with a different body"),
     "run.closed": (409, "the run is closed: checks naming it are refused"),
     "request.too_large": (413, "body over the size limit"),
+    "report.invalid": (
+        400,
+        "a report parameter is invalid (`details.key` names it): a date not YYYY-MM-DD, "
+        "`from` after `to`, over 366 days, an unknown zone or grouping",
+    ),
     "internal": (500, "unexpected error (never with a traceback or a path)"),
 }
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +138,77 @@ def make_persona(db: None, data_dir: Path) -> Callable[..., Any]:
         return persona
 
     return make
+
+
+# ---------------------------------------------------------------------------------------
+# A data folder on a disk that fills up
+
+
+class DataDisk:
+    """The test's data folder on a disk that ``fill()`` fills and ``free()`` frees.
+
+    A real 1 MiB tmpfs mounted on the data folder when the tests may mount one (root, as
+    in CI): every write that needs a new block fails with ENOSPC, exactly as on a full
+    disk. Elsewhere the writes of the persona writer and the mirror are made to fail with
+    ENOSPC at the write call (``kind == "simulated"``).
+    """
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self._patches = pytest.MonkeyPatch()
+        self._filler = path / "filler"
+        self.full = False
+
+    def fill(self) -> None:
+        if self.kind == "tmpfs":
+            block = b"\0" * 4096
+            fd = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                with pytest.raises(OSError, match="No space left"):
+                    _write_forever(fd, block)
+            finally:
+                os.close(fd)
+        else:
+            self._patches.setattr(os, "write", _no_space)
+            self._patches.setattr(os, "fsync", _no_space)
+        self.full = True
+
+    def free(self) -> None:
+        if self.kind == "tmpfs":
+            self._filler.unlink(missing_ok=True)
+        else:
+            self._patches.undo()
+        self.full = False
+
+
+def _write_forever(fd: int, block: bytes) -> None:
+    while True:
+        os.write(fd, block)
+
+
+def _no_space(*args: Any, **kwargs: Any) -> Any:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _mount_tmpfs(path: Path) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture
+def data_disk(data_dir: Path) -> Iterator[DataDisk]:
+    mounted = _mount_tmpfs(data_dir)
+    disk = DataDisk(data_dir, "tmpfs" if mounted else "simulated")
+    try:
+        yield disk
+    finally:
+        disk.free()
+        if mounted:
+            subprocess.run(["umount", "--lazy", str(data_dir)], check=False)

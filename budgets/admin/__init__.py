@@ -6,7 +6,8 @@ permission and no delete action. The charge list is built for a million rows: no
 index or a bounded sample, and a date hierarchy that does not scan the table.
 
 The modules: ``base`` (the capped paginator and the read-only admin), ``charges`` (the
-ledger), ``export`` (its CSV export), ``holds``, ``keys`` (API keys) and ``spend`` (agents
+ledger), ``export`` (its CSV export), ``holds``, ``keys`` (API keys), ``runs`` (runs with
+their gauges, extend and close), ``pause`` (the stop switch's button) and ``spend`` (agents
 and personas with their spend). Importing this package registers them all, in that order:
 ``spend`` replaces the registrations of ``personas.admin``.
 """
@@ -24,6 +25,7 @@ from budgets.admin.charges import (
 from budgets.admin.export import CSV_COLUMNS, csv_rows
 from budgets.admin.holds import HoldAdmin, HoldStatusFilter, hold_status
 from budgets.admin.keys import ApiKeyAddForm, ApiKeyAdmin, ApiKeyScopeFilter
+from budgets.admin.runs import RunAdmin
 from budgets.admin.spend import SpendAgentAdmin, SpendPersonaAdmin, SpendPersonaInline
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "ModelFilter",
     "ReadOnlyAdmin",
     "RecentValuesFilter",
+    "RunAdmin",
     "SpendAgentAdmin",
     "SpendPersonaAdmin",
     "SpendPersonaInline",

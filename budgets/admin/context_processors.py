@@ -26,4 +26,10 @@ def spend_alerts(request: HttpRequest) -> dict[str, Any]:
 
         return alerts()
 
-    return {"hal0_alerts": SimpleLazyObject(load)}
+    def paused() -> Any:
+        from personas.models import Persona
+
+        # The stop switch is shown on every page while it is on: few rows, one query.
+        return list(Persona.objects.filter(paused=True).order_by("agent_id", "slug")[:20])
+
+    return {"hal0_alerts": SimpleLazyObject(load), "hal0_paused": SimpleLazyObject(paused)}

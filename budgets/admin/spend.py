@@ -10,6 +10,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from budgets.admin.pause import PauseMixin
+from budgets.admin.runs import persona_runs
 from budgets.admin.views import persona_spend_context
 from budgets.reports import selectors
 from budgets.templatetags.spend import usd
@@ -27,9 +29,15 @@ class _SpendChangeList(ChangeList):
             attach(list(self.result_list))
 
 
-def _status_pill(status: str, has_caps: bool = True) -> str:
+def _status_pill(status: str, has_caps: bool = True, paused: bool = False) -> str:
+    if paused:
+        # The stop switch outranks any status: nothing gets through a paused persona.
+        return format_html('<span class="hal0-pill paused" title="{}">paused</span>', PAUSED_TITLE)
     label = status if has_caps else "no caps"
     return format_html('<span class="hal0-pill {}">{}</span>', status, label)
+
+
+PAUSED_TITLE = "an operator paused this budget: every check is refused"
 
 
 # What the agent page's persona rows and the persona list show after the persona itself.
@@ -70,7 +78,7 @@ class SpendPersonaInline(PersonaInline):
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:
         view = self._view(obj)
-        return _status_pill(view.status, view.has_caps)
+        return _status_pill(view.status, view.has_caps, obj.paused)
 
     @admin.display(description="spent today")
     def today(self, obj: Persona) -> str:
@@ -116,7 +124,7 @@ class SpendAgentAdmin(AgentAdmin):
         return usd(obj._spent.month)  # type: ignore[attr-defined]
 
 
-class SpendPersonaAdmin(PersonaAdmin):
+class SpendPersonaAdmin(PauseMixin, PersonaAdmin):
     class Media:
         # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
         js = ("hal0/budget-form.js",)
@@ -137,7 +145,7 @@ class SpendPersonaAdmin(PersonaAdmin):
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:
         view = obj._spend  # type: ignore[attr-defined]
-        return _status_pill(view.status, view.has_caps)
+        return _status_pill(view.status, view.has_caps, obj.paused)
 
     @admin.display(description="spent today")
     def today(self, obj: Persona) -> str:
@@ -165,6 +173,7 @@ class SpendPersonaAdmin(PersonaAdmin):
             if obj is not None:
                 context.update(persona_spend_context(obj))
                 context["original"] = obj
+                context["runs"] = persona_runs(obj)
         return response
 
 

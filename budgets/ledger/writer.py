@@ -1,9 +1,9 @@
 """The one writer of charge rows.
 
 Every charge, whether from the API, ``ledger import`` or ``bench``, is created here, so
-the three things that must happen together always do: the insert, the window counters,
-and the JSONL mirror append scheduled for after the commit (the mirror may fall behind
-the database, never run ahead of it).
+the things that must happen together always do: the insert, the window counters, the
+report rollups, and the JSONL mirror append scheduled for after the commit (the mirror
+may fall behind the database, never run ahead of it).
 
 The insert is plain SQL (``INSERT ... RETURNING id``, many rows a statement): the ORM's
 ``bulk_create`` compiles every value of every row and made a million-row ledger take
@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Field, ForeignKey
 
 from budgets.models import Charge
+from budgets.reports import rollups
 from budgets.services import counters
 from personas.models import Persona
 
@@ -87,6 +88,8 @@ def insert_charges(
             counters.bump(persona, created)
         else:
             counters.invalidate(persona)
+        # The report rollups: one upsert statement for a charge, whatever its size.
+        rollups.add(created)
         transaction.on_commit(lambda: _mirror(created))
     return created
 

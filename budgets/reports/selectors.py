@@ -457,3 +457,16 @@ def latest_charges(persona: Persona | None, limit: int = 10) -> list[Charge]:
     else:
         ordered = _charges(None).order_by("-id")
     return list(ordered.select_related("persona")[:limit])
+
+
+# ---------------------------------------------------------------------------------------
+# Spend reports (GET /api/spend and the Spend page's breakdowns): budgets.reports.spend_report
+
+from budgets.reports.spend_report import (  # noqa: E402
+    Report,
+    ReportQuery,
+    spend_report,
+)
+from budgets.reports.spend_report import parse_query as parse_report_query  # noqa: E402
+
+__all__ = ["Report", "ReportQuery", "parse_report_query", "spend_report"]

@@ -420,3 +420,78 @@ def bump(run: Run, cost_nanos: int, tokens: int) -> None:
         spent_tokens=F("spent_tokens") + tokens,
         charge_count=F("charge_count") + 1,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# gauges for the admin
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """One of a run's three limits, as the admin draws it."""
+
+    kind: str  # usd | tokens | seconds
+    label: str
+    spent: str
+    budget: str | None  # None = no limit of this kind
+    percent: float  # of the budget used, capped at 100 for the bar
+    status: str  # none | ok | warn | exceeded
+
+
+def _gauge_status(budget: float | None, used: float) -> str:
+    # A run has no warn_at of its own: the persona default (80 %) marks the warn line.
+    if budget is None:
+        return "none"
+    if used >= budget:
+        return "exceeded"
+    return "warn" if used >= 0.8 * budget else "ok"
+
+
+def gauges(run: Run, now: dt.datetime) -> list[Gauge]:
+    """USD, tokens and wall-clock time of a run: used, budget, share and status."""
+    seconds = elapsed_seconds(run, now)
+    rows: list[tuple[str, str, float, float | None, str, str | None]] = [
+        (
+            "usd",
+            "USD",
+            run.spent_nanos,
+            run.budget_nanos,
+            f"${usd_number(run.spent_nanos):,.4f}",
+            None if run.budget_nanos is None else f"${usd_number(run.budget_nanos):,.4f}",
+        ),
+        (
+            "tokens",
+            "Tokens",
+            run.spent_tokens,
+            run.budget_tokens,
+            f"{run.spent_tokens:,}",
+            None if run.budget_tokens is None else f"{run.budget_tokens:,}",
+        ),
+        (
+            "seconds",
+            "Time",
+            seconds,
+            run.budget_seconds,
+            _duration(seconds),
+            None if run.budget_seconds is None else _duration(run.budget_seconds),
+        ),
+    ]
+    out = []
+    for kind, label, used, budget, used_text, budget_text in rows:
+        if budget is None:
+            percent = 0.0
+        else:
+            percent = 100.0 if budget == 0 else min(100.0, 100.0 * used / budget)
+        out.append(Gauge(kind, label, used_text, budget_text, percent, _gauge_status(budget, used)))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

@@ -25,6 +25,7 @@ from budgets.services.counters import WindowSpend, find_persona_with_spend, spen
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import LEDGER_MAX_NANOS, usd_number
+from hal0.text import unprintable
 from personas.models import Persona
 from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
@@ -444,6 +445,10 @@ def hold_release(
     *, persona: Persona, hold_id: str, actor: str = "", now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Give a hold's reservation back before it expires. A hold resolves at most once."""
+    if unprintable(hold_id) is not None:
+        # No hold id has one (they are URL-safe base64), and PostgreSQL cannot even
+        # compare a text holding NUL: unknown, without a query.
+        raise _hold_not_found(hold_id)
     now = now or timezone.now()
     with transaction.atomic():
         row = _lock(persona)

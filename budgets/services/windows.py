@@ -57,3 +57,8 @@ def windows_at(tz_name: str, instant: dt.datetime) -> Windows:
         month_begin=_local_midnight(month, tzinfo),
         month_end=_local_midnight(_next_month(month), tzinfo),
     )
+
+
+def local_midnight(day: dt.date, tz_name: str) -> dt.datetime:
+    """The UTC instant ``day`` starts at in ``tz_name``."""
+    return _local_midnight(day, zone(tz_name or "UTC"))

@@ -21,7 +21,7 @@ from personas.services import write_budget
 class PersonaAdmin(admin.ModelAdmin):
     form = PersonaBudgetForm
     list_display = ("__str__", "display_name", "caps", "enforcement", "file_state")
-    list_filter = (("agent", admin.RelatedOnlyFieldListFilter), "hard_cap")
+    list_filter = (("agent", admin.RelatedOnlyFieldListFilter), "hard_cap", "paused")
     list_select_related = ("agent",)
     search_fields = ("slug", "display_name", "agent__id")
     readonly_fields = (

@@ -8,7 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from hal0.errors import BadRequest, Conflict
+from hal0.errors import ApiError, BadRequest, Conflict
+from hal0.text import echoable
 from personas import paths
 from personas.models import BudgetChange, Persona
 from personas.services.lookup import _persona_not_found, _shown, require_good_budget
@@ -42,7 +43,7 @@ def parse_budget_body(mapping: Any) -> BudgetSpec:
             raise BadRequest(
                 f"{_shown(key)} is not a budget key (known: {', '.join(KNOWN_KEYS)})",
                 code="budget.invalid",
-                details={"key": str(key)[:64]},
+                details={"key": echoable(str(key))},
             )
     try:
         return parse_budget_mapping(mapping)
@@ -52,6 +53,17 @@ def parse_budget_body(mapping: Any) -> BudgetSpec:
             code="budget.invalid",
             details={"key": exc.key} if exc.key else {},
         ) from exc
+
+
+def _write_failed(persona: Persona, exc: OSError) -> ApiError:
+    shown = paths.display_name(persona.agent_id, persona.slug)
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return ApiError(
+        f"could not write {shown}: {reason}; nothing was changed",
+        code="persona.write_failed",
+        status_code=503,
+        details={"file": shown},
+    )
 
 
 def write_budget(
@@ -101,7 +113,12 @@ def write_budget(
         new_text = render_budget(text, spec)
         before = budget_spec_from_persona(row).to_api()
         if new_text != text:
-            write_atomic(path, new_text)
+            try:
+                write_atomic(path, new_text)
+            except OSError as exc:
+                # A full disk, a read-only mount: the old file is untouched (temp file and
+                # rename) and the transaction rolls back, so caps, row and audit stay.
+                raise _write_failed(row, exc) from exc
             # If the commit below fails, the row keeps the old signature, so the next
             # lookup re-reads the file: file and row never disagree for long.
             sig = signature(path)
@@ -115,6 +132,11 @@ def write_budget(
         after = written.to_api()
         if before != after:
             BudgetChange.objects.create(
-                persona=row, actor=actor[:200], via=via, before=before, after=after
+                persona=row,
+                agent_id=row.agent_id,
+                actor=actor[:200],
+                via=via,
+                before=before,
+                after=after,
             )
     return row
