@@ -128,6 +128,19 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
     )
+    input_tokens = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="extension: with `max_output_tokens`, the call's token estimate for token "
+        "caps (input + max output; 1 when neither is sent)",
+    )
+    max_output_tokens = serializers.IntegerField(required=False, min_value=0)
+
+
+class RemainingTokensSerializer(serializers.Serializer[Any]):
+    daily = serializers.IntegerField(required=False)
+    monthly = serializers.IntegerField(required=False)
+    lifetime = serializers.IntegerField(required=False)
 
 
 class HoldSerializer(serializers.Serializer[Any]):
@@ -147,9 +160,30 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime", "paused"],
+        [
+            "per_call",
+            "daily",
+            "monthly",
+            "lifetime",
+            "per_call_tokens",
+            "daily_tokens",
+            "monthly_tokens",
+            "lifetime_tokens",
+            "paused",
+        ],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
+    )
+    scope = serializers.ChoiceField(
+        ["persona", "agent", "platform"],
+        allow_null=True,
+        help_text="extension: whose cap decided (persona, then agent, then platform are "
+        "evaluated); null when none was breached",
+    )
+    remaining_tokens = RemainingTokensSerializer(
+        required=False,
+        help_text="extension: per window, the fewest tokens left over the scopes with a "
+        "token cap on it; present when any has one",
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
 

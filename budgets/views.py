@@ -88,6 +88,17 @@ def _count(body: dict[str, Any], key: str, code: str) -> int | None:
     return value
 
 
+def _token_estimate(body: dict[str, Any]) -> int:
+    """The check's token estimate: input + max output tokens; 1 when it sends neither (a
+    call uses at least one token, so a token cap of zero still blocks it)."""
+    code = "budget.invalid_estimate"
+    input_tokens = _count(body, "input_tokens", code)
+    max_output = _count(body, "max_output_tokens", code)
+    if input_tokens is None and max_output is None:
+        return 1
+    return (input_tokens or 0) + (max_output or 0)
+
+
 def _ttl(body: dict[str, Any]) -> int | None:
     value = body.get("hold_ttl_s")
     if value is None:
@@ -157,11 +168,13 @@ class CheckView(APIView):
         ttl = _ttl(body)
         # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
         request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
+        tokens = _token_estimate(body)
         # 404s as _persona gives them; the persona and its spend in one query.
         result = budget_check_by_id(
             agent_id=agent_id,
             persona_id=persona_id,
             estimate_nanos=estimate,
+            estimate_tokens=tokens,
             reserve=reserve,
             hold_ttl_s=ttl,
             actor=actor_of(request),
