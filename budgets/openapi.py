@@ -148,7 +148,9 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         help_text="extension (prices): where the call goes (picks the catalogue's provider)",
     )
     input_tokens = _tokens(
-        "extension (prices): input tokens of the call, cached or not; required with `model`"
+        "extension (prices): input tokens of the call, cached or not; required with `model`. "
+        "Also the token estimate for token caps: input + max output tokens (1 when neither "
+        "is sent)"
     )
     max_output_tokens = _tokens(
         "extension (prices): the call's max_tokens; the estimate is the worst case, every "
@@ -167,13 +169,6 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
     )
-    input_tokens = serializers.IntegerField(
-        required=False,
-        min_value=0,
-        help_text="extension: with `max_output_tokens`, the call's token estimate for token "
-        "caps (input + max output; 1 when neither is sent)",
-    )
-    max_output_tokens = serializers.IntegerField(required=False, min_value=0)
 
 
 class RemainingTokensSerializer(serializers.Serializer[Any]):
