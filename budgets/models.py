@@ -80,7 +80,11 @@ class Charge(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["persona", "ts"], name="charge_persona_ts")]
+        indexes = [
+            models.Index(fields=["persona", "ts"], name="charge_persona_ts"),
+            # The ledger page's request_id search (exact or a prefix) across personas.
+            models.Index(fields=["request_id"], name="charge_request_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["persona", "request_id"],
@@ -259,6 +263,23 @@ class ApiKey(AbstractAPIKey):
 
 
 # The events package keeps its rows beside its code; importing them here registers them.
-from budgets.events.models import WorkerHeartbeat  # noqa: E402
+from budgets.events.models import (  # noqa: E402
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    WebhookEndpoint,
+    WorkerHeartbeat,
+)
 
-__all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "SpendCounter", "WorkerHeartbeat"]
+__all__ = [
+    "ApiKey",
+    "Charge",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "Hold",
+    "LedgerIsAppendOnly",
+    "SpendCounter",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
+]

@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from budgets.rules import RUN_LIMITS
 from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
 
 __all__ = [
@@ -169,6 +170,22 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
     )
+    run_id = serializers.CharField(
+        required=False,
+        help_text="extension: a run of this persona; its budget (USD, tokens, seconds) is the "
+        "first scope checked, and a hold reserves against it too. Unknown: 404 "
+        "`run.not_found`; closed: 409 `run.closed`",
+    )
+
+
+class CheckedRunSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    state = serializers.ChoiceField(
+        ["active", "needs_budget"], help_text="needs_budget once a run limit refused a check"
+    )
+    remaining = serializers.DictField(
+        help_text="usd, tokens, seconds the run may still use (holds counted); null = no limit"
+    )
 
 
 class RemainingTokensSerializer(serializers.Serializer[Any]):
@@ -215,15 +232,16 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
             "monthly_tokens",
             "lifetime_tokens",
             "paused",
+            *RUN_LIMITS,
         ],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
     scope = serializers.ChoiceField(
-        ["persona", "agent", "platform"],
+        ["run", "persona", "agent", "platform"],
         allow_null=True,
-        help_text="extension: whose cap decided (persona, then agent, then platform are "
-        "evaluated); null when none was breached",
+        help_text="extension: whose cap decided (the run, then the persona, its agent and "
+        "the platform are evaluated in that order); null when none was breached",
     )
     remaining_tokens = RemainingTokensSerializer(
         required=False,
@@ -232,6 +250,7 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
     estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
+    run = CheckedRunSerializer(required=False, help_text="extension: with `run_id`")
 
 
 class ChargeRequestSerializer(serializers.Serializer[Any]):
@@ -339,6 +358,9 @@ PUT_ERRORS = error_responses(
 CHECK_ERRORS = error_responses(
     "agent.unknown",
     "persona.not_found",
+    "run.not_found",
+    "run.closed",
+    "run.invalid",
     "persona.malformed",
     "budget.invalid_body",
     "budget.invalid_estimate",

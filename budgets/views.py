@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from budgets import openapi as doc
 from budgets.auth import actor_of
+from budgets.monitoring import metrics
 from budgets.prices import quote
 from budgets.prices.rates import Usage
 from budgets.services import (
@@ -198,6 +199,8 @@ class CheckView(APIView):
         # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
         request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
         tokens = _token_estimate(body)
+        # Names a run of this persona: its budget is checked first (404, 409 when closed).
+        run_id = _text(body, "run_id", "run.invalid", required=False)
         # 404s as _persona gives them; the persona and its spend in one query.
         result = budget_check_by_id(
             agent_id=agent_id,
@@ -208,7 +211,9 @@ class CheckView(APIView):
             hold_ttl_s=ttl,
             actor=actor_of(request),
             key=reserve_key(body, request_id) if reserve else None,
+            run_id=run_id,
         )
+        metrics.check_answered(result["decision"])
         result["estimate"] = estimate.to_json()
         return Response(result)
 

@@ -37,9 +37,19 @@ class Hal0AdminSite(admin.AdminSite):
                     model["name"] = name
         return apps
 
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # Webhook endpoints that keep failing, so an operator sees alerts are not leaving.
+        from django.conf import settings
+
+        from budgets.events.endpoints import failing_endpoints
+
+        failing = failing_endpoints(settings.HAL0_WEBHOOK_FAILING_AFTER)
+        return super().index(request, {**(extra_context or {}), "failing_webhooks": failing})
+
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [
             path("spend/", self.admin_view(self.spend_view), name="spend"),
+            path("spend/csv/", self.admin_view(self.spend_csv_view), name="spend-csv"),
             path("prices/", self.admin_view(self.prices_view), name="prices"),
         ]
         return extra + super().get_urls()
@@ -48,6 +58,11 @@ class Hal0AdminSite(admin.AdminSite):
         from budgets.admin.views import spend_overview
 
         return spend_overview(request, site=self)
+
+    def spend_csv_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        from budgets.admin.views import breakdown_csv
+
+        return breakdown_csv(request)
 
     def prices_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         from budgets.admin.prices import prices_page

@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from budgets import rules
+from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.runs import services as runs
@@ -53,7 +54,10 @@ def held_nanos(persona: Persona, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def persona_scope(spec: BudgetSpec, spend: WindowSpend, held: Held) -> rules.Scope:
+def persona_scope(spec: BudgetSpec, spend: WindowSpend, held: Held | int) -> rules.Scope:
+    """The persona as the rules see it (``held`` in nano-USD alone, or with tokens)."""
+    if isinstance(held, int):
+        held = Held(held)
     usage = scopes.usage_of(spend, held.nanos, held.tokens)
     return rules.Scope("persona", scopes.caps_of(spec), usage)
 
@@ -123,9 +127,10 @@ def budget_check(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """May this persona spend ``estimate_nanos`` (and ``estimate_tokens``) under its own,
-    its agent's and the platform's caps? With ``reserve``, also take a hold.
+    """May this persona spend ``estimate_nanos`` (and ``estimate_tokens``) under its run,
+    its own, its agent's and the platform's caps? With ``reserve``, also take a hold.
 
     ``key`` (reserve only) makes the reserve idempotent: see ``budgets.services.reserve``.
     """
@@ -134,14 +139,22 @@ def budget_check(
     estimate = rules.Estimate(nanos=estimate_nanos, tokens=estimate_tokens)
     if not reserve:
         # Read-only: no lock, so checks never queue behind charges.
-        return _check(persona, estimate, now, reserve=False)
+        return _check(persona, estimate, now, reserve=False, actor=actor, run_id=run_id)
     above = scopes.budgets_above(persona.agent_id)
     with transaction.atomic():
         row = _lock(persona)
         # After the persona's lock, in the one order (see scopes.lock_above).
         scopes.lock_above(persona.agent_id, *above)
         return _check(
-            row, estimate, now, reserve=True, ttl=hold_ttl_s, actor=actor, key=key, above=above
+            row,
+            estimate,
+            now,
+            reserve=True,
+            ttl=hold_ttl_s,
+            actor=actor,
+            key=key,
+            run_id=run_id,
+            above=above,
         )
 
 
@@ -156,6 +169,7 @@ def budget_check_by_id(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """``budget_check`` for the persona with these ids, as the API asks it.
 
@@ -176,11 +190,14 @@ def budget_check_by_id(
             actor=actor,
             now=now,
             key=key,
+            run_id=run_id,
         )
     persona, spend = find_persona_with_spend(agent_id, persona_id, now)
     _require_caps(persona)
     estimate = rules.Estimate(nanos=estimate_nanos, tokens=estimate_tokens)
-    return _check(persona, estimate, now, reserve=False, spend_held=spend)
+    return _check(
+        persona, estimate, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
+    )
 
 
 def check_scopes(
@@ -220,13 +237,19 @@ def _check(
     actor: str = "",
     spend_held: tuple[WindowSpend, Held] | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
     above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
+    # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
+    run = None if run_id is None else runs.run_for_check(persona, run_id)
+    run_scope = None if run is None else runs.run_scope(run, now)
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
-    verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate)
+    verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate, run=run_scope)
+    if not verdict.allowed:
+        events.after_refused_check(persona=persona, verdict=verdict, now=now)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -242,6 +265,11 @@ def _check(
         replay = idempotent.replay_refused(persona, key)
         if replay is not None:
             return replay
+    if run is not None and run_scope is not None:
+        # A refusal by the run's own limit parks it in needs_budget (once), before the
+        # answer says which state it is in.
+        runs.after_check(run, verdict, run_scope, actor=actor, now=now)
+        out["run"] = runs.check_outcome(run, run_scope)
     if reserve and verdict.allowed:
         if spend.lifetime + held.nanos + estimate.nanos > LEDGER_MAX_NANOS:
             # Reached only without a hard lifetime cap (one would block first): the holds'
@@ -261,6 +289,7 @@ def _check(
             created_at=now,
             expires_at=now + dt.timedelta(seconds=seconds),
             actor=actor[:200],
+            run=run,  # reserves against the run's budget too
         )
         out["hold"] = _hold_json(hold)
         return idempotent.take_hold(hold, out, key)
@@ -484,6 +513,7 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+        events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
         if run is not None:
             runs.bump(run, spent, tokens)
         if settles and hold is not None:
