@@ -109,6 +109,12 @@ class ResetsAtSerializer(serializers.Serializer[Any]):
     monthly = serializers.DateTimeField(help_text="the next 1st, 00:00, in that timezone")
 
 
+class UnpricedSerializer(serializers.Serializer[Any]):
+    today = serializers.IntegerField(min_value=0)
+    month = serializers.IntegerField(min_value=0)
+    lifetime = serializers.IntegerField(min_value=0)
+
+
 class BudgetStateSerializer(serializers.Serializer[Any]):
     budget = BudgetBlockSerializer()
     spend = SpendSerializer()
@@ -119,6 +125,10 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
         help_text="extension: none = no cap; warn from `warn_at` of a cap",
     )
     resets_at = ResetsAtSerializer(help_text="extension")
+    unpriced_charges = UnpricedSerializer(
+        help_text="extension (prices): charges per window whose cost is not recorded (tokens "
+        "of a model nobody prices); their cost is in no spend figure"
+    )
 
 
 _MAX_TOKENS = 2**31 - 1

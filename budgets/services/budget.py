@@ -40,6 +40,7 @@ class BudgetState(TypedDict):
     held_usd: float
     status: str
     resets_at: dict[str, str]
+    unpriced_charges: dict[str, int]
 
 
 def iso(ts: dt.datetime) -> str:
@@ -80,6 +81,13 @@ def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: Held) -> Budg
         "held_usd": usd_number(held.nanos),
         "status": status.status,
         "resets_at": {"daily": iso(w.day_end), "monthly": iso(w.month_end)},
+        # Charges whose cost is not known (no price for their tokens): counted apart,
+        # never added to the spend as $0.00.
+        "unpriced_charges": {
+            "today": spend.day_unpriced,
+            "month": spend.month_unpriced,
+            "lifetime": spend.lifetime_unpriced,
+        },
     }
 
 

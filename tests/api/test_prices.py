@@ -350,9 +350,11 @@ def test_an_override_beats_the_catalogue_and_an_override_of_zero_is_free_not_unp
     assert (local["row"]["cost_usd"], local["row"]["cost_source"]) == (0.0, "override")
     assert (azure["row"]["cost_usd"], azure["row"]["cost_source"]) == (0.003, "override")
     assert azure["spend"]["today_usd"] == 0.003
+    # A price of zero is a price: nothing unpriced.
+    assert azure["unpriced_charges"] == {"today": 0, "month": 0, "lifetime": 0}
 
 
-def test_a_charge_for_a_model_nobody_prices_is_recorded_unpriced(
+def test_a_charge_for_a_model_nobody_prices_is_recorded_unpriced_and_counted(
     client: APIClient, coder: Persona
 ) -> None:
     body = ok(
@@ -364,6 +366,9 @@ def test_a_charge_for_a_model_nobody_prices_is_recorded_unpriced(
     assert body["row"]["cost_source"] == "unpriced"
     # Spend is what is known: the unknown cost is not $0.00, it is counted apart.
     assert body["spend"]["today_usd"] == 0.0
+    assert body["unpriced_charges"] == {"today": 1, "month": 1, "lifetime": 1}
+    state = ok(client.get(URL))
+    assert state["unpriced_charges"] == {"today": 1, "month": 1, "lifetime": 1}
     row = Charge.objects.get(request_id="req_1")
     assert (row.cost_nanos, row.cost_source, row.input_tokens) == (None, "unpriced", 500)
 
