@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from client_support import FaultyProxy, LiveService, free_port
@@ -202,3 +204,36 @@ def test_the_queue_is_bounded_and_logs_what_it_drops(
     assert spend.pending == 2
     assert "the oldest is dropped" in caplog.text
     assert ids[0] in caplog.text
+
+
+def test_a_redirect_is_refused_not_followed(persona: Persona, client_for: ClientFor) -> None:
+    """A POST redirected by urllib would become a GET of another URL: never follow it."""
+    seen: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(f"POST {self.path}")
+            self.send_response(301)
+            self.send_header("Location", "https://127.0.0.1:1" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spend = client_for(persona(""), base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(ApiError) as redirected:
+            spend.check(0.01)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (redirected.value.status, redirected.value.code) == (301, "request.redirected")
+    assert [s.split(" ")[0] for s in seen] == ["POST"]

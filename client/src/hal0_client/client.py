@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import datetime as dt
 import logging
 import threading
 import uuid
@@ -15,7 +17,15 @@ from typing import (
 from urllib.parse import quote
 
 from hal0_client.errors import ApiError, BudgetExceeded, SpendError, SpendUnavailable
-from hal0_client.results import Budget, ChargeResult, CheckResult, Release, Usage, timestamp
+from hal0_client.results import (
+    Budget,
+    ChargeResult,
+    CheckResult,
+    Hold,
+    Release,
+    Usage,
+    timestamp,
+)
 from hal0_client.transport import Transport
 from hal0_client.usage import StreamUsage, extract_usage
 
@@ -269,7 +279,7 @@ class SpendClient:
     def _send_charge(self, body: dict[str, Any]) -> ChargeResult:
         return ChargeResult.from_json(self._http.request("POST", f"{self._base}/charge", body))
 
-    def _resets_at_of(self, check: CheckResult) -> Any:
+    def _resets_at_of(self, check: CheckResult) -> dt.datetime | None:
         """When the refusing window starts again (``None`` for caps that never reset)."""
         given = check.raw.get("resets_at")
         limit = check.limit or ""
@@ -308,7 +318,7 @@ class GuardedCall:
         self.queued = False
 
     @property
-    def hold(self) -> Any:
+    def hold(self) -> Hold | None:
         return self.check.hold if self.check is not None else None
 
     def record(
@@ -479,11 +489,7 @@ class Guard:
             logger.exception("hal0: charge %s refused", call.request_id)
 
     async def __aenter__(self) -> GuardedCall:
-        import asyncio
-
         return await asyncio.to_thread(self.open)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.close, exc)
