@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from personas.openapi import BudgetBlockSerializer, error_responses
+from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
 
 __all__ = [
     "BUDGET_ERRORS",
@@ -27,6 +27,7 @@ __all__ = [
     "CheckRequestSerializer",
     "CheckResponseSerializer",
     "HoldReleaseResponseSerializer",
+    "PriceSerializer",
     "error_responses",
 ]
 
@@ -52,6 +53,12 @@ class BearerApiKeyScheme(OpenApiAuthenticationExtension):
 def _usd(help_text: str, **kwargs: Any) -> serializers.FloatField:
     # A JSON number in USD; exact in the service (nano-USD), never rounded on the way out.
     return serializers.FloatField(min_value=0, help_text=help_text, **kwargs)
+
+
+def _rate(help_text: str) -> serializers.FloatField:
+    return serializers.FloatField(
+        min_value=0, allow_null=True, help_text=f"USD per million tokens: {help_text}"
+    )
 
 
 class BudgetPutRequestSerializer(serializers.Serializer[Any]):
@@ -113,8 +120,40 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
     resets_at = ResetsAtSerializer(help_text="extension")
 
 
+_MAX_TOKENS = 2**31 - 1
+
+
+def _tokens(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=0, max_value=_MAX_TOKENS, help_text=help_text
+    )
+
+
 class CheckRequestSerializer(serializers.Serializer[Any]):
-    estimated_cost_usd = _usd("what the upstream call may cost")
+    estimated_cost_usd = _usd(
+        "what the upstream call may cost; wins over a price from tokens. Required unless "
+        "`model`, `input_tokens` and `max_output_tokens` are sent",
+        required=False,
+        max_value=1e9,
+    )
+    model = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="extension (prices): the model about to be called, priced when "
+        "`estimated_cost_usd` is absent",
+    )
+    surface = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="extension (prices): where the call goes (picks the catalogue's provider)",
+    )
+    input_tokens = _tokens(
+        "extension (prices): input tokens of the call, cached or not; required with `model`"
+    )
+    max_output_tokens = _tokens(
+        "extension (prices): the call's max_tokens; the estimate is the worst case, every "
+        "one of them at the output price; required with `model`"
+    )
     reserve = serializers.BooleanField(
         required=False, default=False, help_text="extension: take a hold for the estimate"
     )
@@ -136,6 +175,17 @@ class HoldSerializer(serializers.Serializer[Any]):
     expires_at = serializers.DateTimeField()
 
 
+class EstimateSerializer(serializers.Serializer[Any]):
+    usd = _usd("the estimate in USD (rounded up at the nano-USD when priced)")
+    # The API's key is "source"; DRF pops declared fields off the class, so the name
+    # does not shadow Field.source at run time (mypy cannot know).
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        ["client", "catalogue", "override"],
+        help_text="`client`: estimated_cost_usd as sent; `catalogue`: genai-prices; "
+        "`override`: prices.toml",
+    )
+
+
 class CheckResponseSerializer(serializers.Serializer[Any]):
     allowed = serializers.BooleanField()
     reason = serializers.CharField(
@@ -152,12 +202,18 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
         help_text="extension: which cap decided; null when none was breached",
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
+    estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
 
 
 class ChargeRequestSerializer(serializers.Serializer[Any]):
     surface = serializers.CharField(help_text="where the call went, e.g. `openrouter`")
     model = serializers.CharField()
-    cost_usd = _usd("what the call actually cost")
+    cost_usd = _usd(
+        "what the call actually cost; always wins over a price from tokens. Required "
+        "unless `input_tokens` or `output_tokens` is sent",
+        required=False,
+        max_value=1e9,
+    )
     request_id = serializers.CharField(
         help_text="idempotency key per persona: the same body again returns the first "
         "answer; another body with this id is 409 `charge.conflict`"
@@ -167,8 +223,14 @@ class ChargeRequestSerializer(serializers.Serializer[Any]):
         help_text="extension: settles this hold of the persona if it is still active. The "
         "charge is recorded whatever the hold's state: the money is already spent",
     )
-    input_tokens = serializers.IntegerField(required=False, min_value=0)
-    output_tokens = serializers.IntegerField(required=False, min_value=0)
+    input_tokens = _tokens("every input token of the call, cached or not")
+    output_tokens = _tokens("output tokens of the call")
+    cache_read_tokens = _tokens(
+        "extension (prices): the part of input_tokens read from the prompt cache"
+    )
+    cache_write_tokens = _tokens(
+        "extension (prices): the part of input_tokens written to the prompt cache"
+    )
     run_id = serializers.CharField(
         required=False,
         help_text="extension: count this charge against the persona's run (also when the "
@@ -181,8 +243,13 @@ class ChargeRowSerializer(serializers.Serializer[Any]):
     ts = serializers.DateTimeField()
     surface = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = _usd("as recorded")
+    cost_usd = _usd("as recorded; null when no price is known (never 0 for unknown)")
     request_id = serializers.CharField()
+    cost_source = serializers.ChoiceField(
+        ["reported", "catalogue", "override", "unpriced"],
+        help_text="extension (prices): `reported` = cost_usd as sent; `catalogue` / "
+        "`override` = priced from the tokens; `unpriced` = tokens of a model with no price",
+    )
 
 
 class ChargedHoldSerializer(serializers.Serializer[Any]):
@@ -248,6 +315,7 @@ CHECK_ERRORS = error_responses(
     "budget.invalid_estimate",
     "budget.invalid_hold",
     "hold.conflict",
+    "price.unknown",
     "request.too_large",
 )
 # No persona.malformed: a charge is recorded even for a persona whose file is malformed.
@@ -259,6 +327,52 @@ CHARGE_ERRORS = error_responses(
     "charge.conflict",
     "request.too_large",
 )
+PRICES_ERRORS = {
+    **error_responses("request.invalid"),
+    404: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="`price.unknown`: neither prices.toml nor the catalogue prices the "
+        "model on this surface",
+    ),
+}
+PRICES_PARAMETERS = [
+    OpenApiParameter("model", str, required=True, description="the model as clients send it"),
+    OpenApiParameter(
+        "surface",
+        str,
+        required=False,
+        description="where the call goes; picks the catalogue's provider (docs/api.md)",
+    ),
+]
+
+
+class TierSerializer(serializers.Serializer[Any]):
+    above_input_tokens = serializers.IntegerField(min_value=0)
+    per_mtok_usd = serializers.FloatField(min_value=0)
+
+
+class PriceSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField()
+    surface = serializers.CharField(allow_null=True)
+    input_per_mtok_usd = _rate("input tokens not read from or written to the cache")
+    output_per_mtok_usd = _rate("output tokens")
+    cache_read_per_mtok_usd = _rate("cache reads; null = billed at the input rate")
+    cache_write_per_mtok_usd = _rate("cache writes; null = billed at the input rate")
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # as EstimateSerializer's
+        ["catalogue", "override"], help_text="`override`: prices.toml; `catalogue`: genai-prices"
+    )
+    catalogue_version = serializers.CharField(help_text="the bundled genai-prices data")
+    tiers = serializers.DictField(
+        child=TierSerializer(many=True),
+        required=False,
+        help_text="extension: the catalogue's cliffs by component (input, output, "
+        "cache_read, cache_write): above that many input tokens, every token of the "
+        "component costs the tier's price",
+    )
+    catalogue_provider = serializers.CharField(required=False)
+    catalogue_model = serializers.CharField(required=False)
+
+
 RELEASE_ERRORS = error_responses(
     "agent.unknown", "persona.not_found", "hold.not_found", "hold.resolved"
 )

@@ -61,6 +61,21 @@ class ModelFilter(RecentValuesFilter):
     field = "model"
 
 
+class CostKnownFilter(admin.SimpleListFilter):
+    """Charges whose cost is not recorded (no price known, or imported without one)."""
+
+    title = "cost"
+    parameter_name = "cost"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("unknown", "not recorded"), ("known", "recorded")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("unknown", "known"):
+            return queryset.filter(cost_nanos__isnull=self.value() == "unknown")
+        return queryset
+
+
 class DateFilter(admin.DateFieldListFilter):
     def __init__(self, field: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().__init__(field, request, *args, **kwargs)
@@ -77,6 +92,7 @@ class ChargeAdmin(ReadOnlyAdmin):
         "surface",
         "model",
         "cost",
+        "cost_source",
         "tokens",
         "request_id",
         "source",
@@ -90,6 +106,8 @@ class ChargeAdmin(ReadOnlyAdmin):
         SurfaceFilter,
         ModelFilter,
         ("ts", DateFilter),
+        CostKnownFilter,
+        "cost_source",
         "source",
     )
     list_select_related = ("persona",)
@@ -104,7 +122,21 @@ class ChargeAdmin(ReadOnlyAdmin):
     actions = ["export_csv"]
     fieldsets = (
         (None, {"fields": ("id", "when", "persona", "surface", "model", "cost", "request_id")}),
-        ("Usage", {"fields": ("input_tokens", "output_tokens", "hold", "source", "actor")}),
+        ("Price", {"fields": ("cost_source", "price_version")}),
+        (
+            "Usage",
+            {
+                "fields": (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                    "hold",
+                    "source",
+                    "actor",
+                )
+            },
+        ),
         (
             "Idempotency",
             {"classes": ("collapse",), "fields": ("body_sha256", "first_response", "import_key")},

@@ -250,20 +250,29 @@ def charge_body_sha256(
     *,
     surface: str,
     model: str,
-    cost_nanos: int,
+    cost_nanos: int | None,
     request_id: str,
     hold_id: str | None,
     input_tokens: int | None,
     output_tokens: int | None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
     run_id: str | None = None,
 ) -> str:
-    """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
-    canonical = json.dumps(
-        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens]
-        # Only when set, so the charges recorded before runs keep their fingerprint.
-        + ([run_id] if run_id is not None else []),
-        separators=(",", ":"),
-    )
+    """Fingerprint of what a charge says, to tell a replay from a conflicting reuse.
+
+    ``cost_nanos`` is the cost the client sent (``None`` when it sent tokens only), not
+    a computed one: a price edit between a charge and its retry is still a replay.
+    """
+    fields: list[Any] = [surface, model, cost_nanos, request_id, hold_id]
+    fields += [input_tokens, output_tokens]
+    # The later fields only when set, so the charges recorded before them keep their
+    # fingerprint (each adds a different number of entries: no two bodies collide).
+    if cost_nanos is None or cache_read_tokens is not None or cache_write_tokens is not None:
+        fields += [cache_read_tokens, cache_write_tokens]
+    if run_id is not None:
+        fields.append(run_id)
+    canonical = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -312,16 +321,24 @@ def budget_charge(
     persona: Persona,
     surface: str,
     model: str,
-    cost_nanos: int,
+    cost_nanos: int | None,
     request_id: str,
     hold_id: str | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    cost_source: str = Charge.CostSource.REPORTED,
+    price_version: str = "",
     run_id: str | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Record money already spent. Never refused for being over a cap, nor for its hold.
+
+    ``cost_nanos`` is what the client reported, or what budgets.prices computed from its
+    tokens (``cost_source`` says which), or ``None``: tokens of a model nobody prices,
+    recorded all the same and counted as unpriced, never as $0.00.
 
     With ``hold_id`` an active hold of this persona is settled; a hold that is settled or
     released already, or is not this persona's, is left alone and the charge is recorded
@@ -334,13 +351,16 @@ def budget_charge(
     body_sha = charge_body_sha256(
         surface=surface,
         model=model,
-        cost_nanos=cost_nanos,
+        cost_nanos=cost_nanos if cost_source == Charge.CostSource.REPORTED else None,
         request_id=request_id,
         hold_id=hold_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
         run_id=run_id,
     )
+    spent = cost_nanos or 0
     tokens = (input_tokens or 0) + (output_tokens or 0)
     with transaction.atomic():
         row = _lock(persona)
@@ -357,9 +377,9 @@ def budget_charge(
         w = windows_at(row.effective_timezone, now)
         spend, held = spend_and_held(row, w, now)
         after = WindowSpend(
-            day=spend.day + cost_nanos,
-            month=spend.month + cost_nanos,
-            lifetime=spend.lifetime + cost_nanos,
+            day=spend.day + spent,
+            month=spend.month + spent,
+            lifetime=spend.lifetime + spent,
         )
         if settles and hold is not None and hold.expires_at > now:
             held -= hold.amount_nanos
@@ -378,14 +398,15 @@ def budget_charge(
             "ts": iso(now),
             "surface": surface,
             "model": model,
-            "cost_usd": usd_number(cost_nanos),
+            "cost_usd": None if cost_nanos is None else usd_number(cost_nanos),
             "request_id": request_id,
+            "cost_source": str(cost_source),
         }
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
         if run_id is not None or run is not None:
-            response["run"] = runs.charge_outcome(run_id, run, cost_nanos, tokens, now)
+            response["run"] = runs.charge_outcome(run_id, run, spent, tokens, now)
         # Idempotency by the unique (persona, request_id) constraint, inside this
         # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
         # DO NOTHING; no savepoint needed, the transaction stays usable).
@@ -400,6 +421,10 @@ def budget_charge(
                     "request_id": request_id,
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
+                    "cache_read_tokens": cache_read_tokens,
+                    "cache_write_tokens": cache_write_tokens,
+                    "cost_source": str(cost_source),
+                    "price_version": price_version,
                     "hold": hold if settles else None,
                     "run": run,
                     "actor": actor[:200],
@@ -429,7 +454,7 @@ def budget_charge(
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
         if run is not None:
-            runs.bump(run, cost_nanos, tokens)
+            runs.bump(run, spent, tokens)
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.
