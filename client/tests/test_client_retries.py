@@ -32,7 +32,7 @@ def test_a_charge_retried_after_a_dropped_answer_records_once(
     assert proxy.count("/charge") == 2
     assert call.charge is not None
     assert call.charge.hold_settled is True
-    assert service.charges(pid) == [(call.request_id, 70_000_000, 7, 8, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 70_000_000, 7, 8, call.hold_id)]
     assert spend.budget().spend["today_usd"] == Decimal("0.07")
 
 
@@ -50,7 +50,7 @@ def test_a_reserve_retried_after_a_dropped_answer_takes_one_hold(
         call.record(cost_usd=0.5)
 
     assert proxy.count("/check") == 2
-    assert service.holds(pid) == [(call.hold.id, "settled", call.request_id, 600_000_000)]
+    assert service.holds(pid) == [(call.hold_id, "settled", call.request_id, 600_000_000)]
 
 
 def test_a_release_retried_after_a_dropped_answer_counts_as_released(
@@ -182,8 +182,8 @@ def test_a_charge_that_cannot_be_sent_after_the_call_is_queued_whatever_the_poli
 
     rows = service.charges(pid)
     assert rows == [
-        (call.request_id, 40_000_000, None, None, call.hold.id),
-        (second.request_id, 10_000_000, None, None, second.hold.id),
+        (call.request_id, 40_000_000, None, None, call.hold_id),
+        (second.request_id, 10_000_000, None, None, second.hold_id),
     ]
 
 

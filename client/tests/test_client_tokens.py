@@ -67,7 +67,8 @@ def test_a_guard_by_tokens_reserves_the_worst_case_and_charges_the_tokens(
         assert call.check is not None
         assert call.check.estimate_usd == Decimal("0.006")
         assert call.check.estimate_source == "override"
-        assert call.hold.amount_usd == Decimal("0.006")
+        assert call.check.hold is not None
+        assert call.check.hold.amount_usd == Decimal("0.006")
         call.record(
             llm.chat.completions.create(
                 model="standin-model", messages=[{"role": "user", "content": "hi"}]
@@ -78,7 +79,7 @@ def test_a_guard_by_tokens_reserves_the_worst_case_and_charges_the_tokens(
     assert call.charge is not None
     assert call.charge.row.cost_usd == Decimal("0.0036")
     assert call.charge.row.cost_source == "override"
-    assert service.charges(pid) == [(call.request_id, 3_600_000, 1000, 250, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 3_600_000, 1000, 250, call.hold_id)]
 
 
 def test_a_model_the_service_cannot_price_is_refused_before_the_call(

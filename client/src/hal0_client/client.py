@@ -321,6 +321,10 @@ class GuardedCall:
     def hold(self) -> Hold | None:
         return self.check.hold if self.check is not None else None
 
+    @property
+    def hold_id(self) -> str | None:
+        return self.hold.id if self.hold is not None else None
+
     def record(
         self,
         response: Any = None,
@@ -391,7 +395,7 @@ class GuardedCall:
             "model": self.model,
             "cost_usd": usage.cost_usd,
             "request_id": self.request_id,
-            "hold_id": self.hold.id if self.hold is not None else None,
+            "hold_id": self.hold_id,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
