@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from client_support import LiveService
+from client_support import LiveService, run_async
 
 from hal0_client import AsyncSpendClient, BudgetExceeded, SpendClient, SpendError
 
@@ -204,5 +204,5 @@ def test_the_async_client_guards_with_async_with(service: LiveService, persona: 
         assert budget.spend["today_usd"] == Decimal("0.04")
         return call.request_id, call.hold_id
 
-    request_id, hold_id = asyncio.run(agent())
+    request_id, hold_id = run_async(agent)
     assert service.charges(pid) == [(request_id, 40_000_000, 3, 4, hold_id)]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
-from client_support import LiveService, StandInUpstream
+from client_support import LiveService, StandInUpstream, run_async
 from openai import AsyncOpenAI, OpenAI
 
 from hal0_client import AsyncSpendClient, SpendClient
@@ -85,5 +84,5 @@ def test_the_async_sdk_inside_an_async_guard(
         await llm.close()
         return call.request_id, call.hold_id
 
-    request_id, hold_id = asyncio.run(agent())
+    request_id, hold_id = run_async(agent)
     assert service.charges(pid) == [(request_id, 1_230_000, 1200, 345, hold_id)]
