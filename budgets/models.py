@@ -80,7 +80,11 @@ class Charge(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["persona", "ts"], name="charge_persona_ts")]
+        indexes = [
+            models.Index(fields=["persona", "ts"], name="charge_persona_ts"),
+            # The ledger page's request_id search (exact or a prefix) across personas.
+            models.Index(fields=["request_id"], name="charge_request_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["persona", "request_id"],

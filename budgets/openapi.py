@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from budgets.rules import RUN_LIMITS
 from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
 
 __all__ = [
@@ -167,6 +168,22 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
     )
+    run_id = serializers.CharField(
+        required=False,
+        help_text="extension: a run of this persona; its budget (USD, tokens, seconds) is the "
+        "first scope checked, and a hold reserves against it too. Unknown: 404 "
+        "`run.not_found`; closed: 409 `run.closed`",
+    )
+
+
+class CheckedRunSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    state = serializers.ChoiceField(
+        ["active", "needs_budget"], help_text="needs_budget once a run limit refused a check"
+    )
+    remaining = serializers.DictField(
+        help_text="usd, tokens, seconds the run may still use (holds counted); null = no limit"
+    )
 
 
 class HoldSerializer(serializers.Serializer[Any]):
@@ -197,12 +214,19 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime", "paused"],
+        ["per_call", "daily", "monthly", "lifetime", "paused", *RUN_LIMITS],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
     estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
+    scope = serializers.ChoiceField(
+        ["run", "persona", "agent", "platform"],
+        required=False,
+        allow_null=True,
+        help_text="extension: the scope whose limit decided (with `run_id`)",
+    )
+    run = CheckedRunSerializer(required=False, help_text="extension: with `run_id`")
 
 
 class ChargeRequestSerializer(serializers.Serializer[Any]):
@@ -310,6 +334,9 @@ PUT_ERRORS = error_responses(
 CHECK_ERRORS = error_responses(
     "agent.unknown",
     "persona.not_found",
+    "run.not_found",
+    "run.closed",
+    "run.invalid",
     "persona.malformed",
     "budget.invalid_body",
     "budget.invalid_estimate",

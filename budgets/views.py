@@ -186,6 +186,8 @@ class CheckView(APIView):
         ttl = _ttl(body)
         # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
         request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
+        # Names a run of this persona: its budget is checked first (404, 409 when closed).
+        run_id = _text(body, "run_id", "run.invalid", required=False)
         # 404s as _persona gives them; the persona and its spend in one query.
         result = budget_check_by_id(
             agent_id=agent_id,
@@ -195,6 +197,7 @@ class CheckView(APIView):
             hold_ttl_s=ttl,
             actor=actor_of(request),
             key=reserve_key(body, request_id) if reserve else None,
+            run_id=run_id,
         )
         result["estimate"] = estimate.to_json()
         return Response(result)

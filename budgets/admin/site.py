@@ -40,6 +40,7 @@ class Hal0AdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [
             path("spend/", self.admin_view(self.spend_view), name="spend"),
+            path("spend/csv/", self.admin_view(self.spend_csv_view), name="spend-csv"),
             path("prices/", self.admin_view(self.prices_view), name="prices"),
         ]
         return extra + super().get_urls()
@@ -48,6 +49,11 @@ class Hal0AdminSite(admin.AdminSite):
         from budgets.admin.views import spend_overview
 
         return spend_overview(request, site=self)
+
+    def spend_csv_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        from budgets.admin.views import breakdown_csv
+
+        return breakdown_csv(request)
 
     def prices_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         from budgets.admin.prices import prices_page

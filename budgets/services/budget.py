@@ -103,9 +103,20 @@ def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetS
 # check
 
 
-def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> rules.Verdict:
-    """hal0's rules for one persona (the rules module with a single persona scope)."""
-    return rules.decide([persona_scope(spec, spend, held)], rules.Estimate(nanos=estimate))
+def evaluate(
+    spec: BudgetSpec,
+    spend: WindowSpend,
+    held: int,
+    estimate: int,
+    *,
+    run: rules.RunScope | None = None,
+) -> rules.Verdict:
+    """hal0's rules for one persona (the rules module with a single persona scope), after
+    the run's own limits when the check names a run."""
+    # A check without token counts estimates one token (DESIGN.md section 6).
+    tokens = 0 if run is None else 1
+    scopes = [persona_scope(spec, spend, held)]
+    return rules.decide(scopes, rules.Estimate(nanos=estimate, tokens=tokens), run=run)
 
 
 def _lock(persona: Persona) -> Persona:
@@ -133,6 +144,7 @@ def budget_check(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold.
 
@@ -142,10 +154,19 @@ def budget_check(
     now = now or timezone.now()
     if not reserve:
         # Read-only: no lock, so checks never queue behind charges.
-        return _check(persona, estimate_nanos, now, reserve=False)
+        return _check(persona, estimate_nanos, now, reserve=False, actor=actor, run_id=run_id)
     with transaction.atomic():
         row = _lock(persona)
-        return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor, key=key)
+        return _check(
+            row,
+            estimate_nanos,
+            now,
+            reserve=True,
+            ttl=hold_ttl_s,
+            actor=actor,
+            key=key,
+            run_id=run_id,
+        )
 
 
 def budget_check_by_id(
@@ -158,6 +179,7 @@ def budget_check_by_id(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """``budget_check`` for the persona with these ids, as the API asks it.
 
@@ -176,10 +198,13 @@ def budget_check_by_id(
             actor=actor,
             now=now,
             key=key,
+            run_id=run_id,
         )
     persona, spend = find_persona_with_spend(agent_id, persona_id, now)
     _require_caps(persona)
-    return _check(persona, estimate_nanos, now, reserve=False, spend_held=spend)
+    return _check(
+        persona, estimate_nanos, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
+    )
 
 
 def _check(
@@ -192,12 +217,16 @@ def _check(
     actor: str = "",
     spend_held: tuple[WindowSpend, int] | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
+    # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
+    run = None if run_id is None else runs.run_for_check(persona, run_id)
+    run_scope = None if run is None else runs.run_scope(run, now)
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
-    verdict = evaluate(spec, spend, held, estimate)
+    verdict = evaluate(spec, spend, held, estimate, run=run_scope)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -210,6 +239,12 @@ def _check(
         replay = idempotent.replay_refused(persona, key)
         if replay is not None:
             return replay
+    if run is not None and run_scope is not None:
+        out["scope"] = verdict.scope
+        # A refusal by the run's own limit parks it in needs_budget (once), before the
+        # answer says which state it is in.
+        runs.after_check(run, verdict, run_scope, actor=actor, now=now)
+        out["run"] = runs.check_outcome(run, run_scope)
     if reserve and verdict.allowed:
         if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
             # Reached only without a hard lifetime cap (one would block first): the holds'
@@ -228,6 +263,7 @@ def _check(
             created_at=now,
             expires_at=now + dt.timedelta(seconds=seconds),
             actor=actor[:200],
+            run=run,  # reserves against the run's budget too
         )
         out["hold"] = _hold_json(hold)
         return idempotent.take_hold(hold, out, key)
