@@ -210,12 +210,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Run states and hold states are both fields named "state", and an event's scope kind
-    # and a run checkpoint's kind both "kind": name each set.
+    # Run states and hold states are both fields named "state", and events and checkpoints
+    # both have a "kind": name each set.
     "ENUM_NAME_OVERRIDES": {
         "RunStateEnum": ["active", "needs_budget", "closed"],
         "ScopeKindEnum": ["persona", "agent", "platform", "run"],
-        "RunCheckpointKindEnum": ["created", "extended", "exhausted", "closed"],
     },
 }
 
