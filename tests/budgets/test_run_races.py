@@ -14,6 +14,7 @@ import pytest
 from django.db import connections
 from django.db.models import Sum
 
+from budgets.events.models import Event
 from budgets.models import Charge, Hold, Run, RunCheckpoint
 from budgets.runs.services import RunBudget, run_create
 from budgets.services import budget_charge, budget_check
@@ -90,6 +91,7 @@ def test_24_clients_reserving_in_one_run_never_exceed_its_budget(run: Run) -> No
     assert {(r["scope"], r["limit"]) for r in refused} == {("run", "run_usd")}
     # However many checks were refused at once, the run ran out exactly once.
     assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1
+    assert Event.objects.filter(type="run.exhausted").count() == 1
     assert not Hold.objects.filter(run=run, state=Hold.State.ACTIVE).exists()
 
 
@@ -104,4 +106,5 @@ def test_24_read_only_checks_refused_at_once_exhaust_the_run_once(run: Run) -> N
 
     assert _run_clients(client) == []
     assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1
+    assert Event.objects.filter(type="run.exhausted").count() == 1
     assert Run.objects.get(pk=run.pk).state == Run.State.NEEDS_BUDGET
