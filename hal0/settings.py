@@ -210,8 +210,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Run states and hold states are both fields named "state": name each set.
-    "ENUM_NAME_OVERRIDES": {"RunStateEnum": ["active", "needs_budget", "closed"]},
+    # Fields of the same name with other choices (a run's and a hold's "state", a
+    # checkpoint's and an event scope's "kind"): each set named once.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": ["active", "needs_budget", "closed"],
+        "RunCheckpointKindEnum": ["created", "extended", "exhausted", "closed"],
+        "EventScopeKindEnum": ["persona", "agent", "platform", "run"],
+    },
 }
 
 # django-axes: lock an admin login out after repeated failures.
