@@ -210,12 +210,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Fields of the same name with other choices (a run's and a hold's "state", a
-    # checkpoint's and an event scope's "kind"): each set named once.
+    # Run states and hold states are both fields named "state", and events and checkpoints
+    # both have a "kind": name each set.
     "ENUM_NAME_OVERRIDES": {
         "RunStateEnum": ["active", "needs_budget", "closed"],
-        "RunCheckpointKindEnum": ["created", "extended", "exhausted", "closed"],
-        "EventScopeKindEnum": ["persona", "agent", "platform", "run"],
+        "ScopeKindEnum": ["persona", "agent", "platform", "run"],
     },
 }
 
