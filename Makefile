@@ -31,12 +31,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SECRET_KEY=$${SECRET_KEY:-type-checking-only} $(BIN)/mypy .
+	cd client && ../$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	SECRET_KEY=$${SECRET_KEY:-type-checking-only} $(BIN)/mypy .
+	cd client && ../$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

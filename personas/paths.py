@@ -45,3 +45,19 @@ def active_file(agent_id: str) -> Path:
 def display_name(agent_id: str, persona_id: str) -> str:
     """The file as messages name it: relative to the data folder, never absolute."""
     return f"agents/{agent_id}/personas/{persona_id}.toml"
+
+
+AGENT_FILE = "agent.toml"
+PLATFORM_FILE = "platform.toml"
+
+
+def agent_file(agent_id: str) -> Path:
+    return agent_dir(agent_id) / AGENT_FILE
+
+
+def platform_file() -> Path:
+    return Path(settings.HAL0_DATA_DIR) / PLATFORM_FILE
+
+
+def agent_display_name(agent_id: str) -> str:
+    return f"agents/{agent_id}/{AGENT_FILE}"

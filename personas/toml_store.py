@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomlkit
@@ -29,13 +29,36 @@ from hal0.money import MoneyError, parse_usd, to_decimal, usd_number
 
 # The caps of [persona.budget], in the order they are written into a new block.
 CAP_KEYS: tuple[str, ...] = ("daily_usd", "monthly_usd", "lifetime_usd", "per_call_max_usd")
-KNOWN_KEYS: tuple[str, ...] = (*CAP_KEYS, "hard_cap", "warn_at", "timezone", "paused")
+# Token caps (extension), in any budget block: counts of input + output tokens.
+TOKEN_KEYS: tuple[str, ...] = (
+    "daily_tokens",
+    "monthly_tokens",
+    "lifetime_tokens",
+    "per_call_max_tokens",
+)
+KNOWN_KEYS: tuple[str, ...] = (
+    *CAP_KEYS,
+    *TOKEN_KEYS,
+    "hard_cap",
+    "warn_at",
+    "timezone",
+    "paused",
+)
 _CAP_ATTRS: dict[str, str] = {
     "daily_usd": "daily_nanos",
     "monthly_usd": "monthly_nanos",
     "lifetime_usd": "lifetime_nanos",
     "per_call_max_usd": "per_call_nanos",
+    "daily_tokens": "daily_tokens",
+    "monthly_tokens": "monthly_tokens",
+    "lifetime_tokens": "lifetime_tokens",
+    "per_call_max_tokens": "per_call_tokens",
 }
+# The most tokens a cap may name: far above any real budget, and the token counters and
+# sums stay 64-bit integers.
+MAX_TOKENS = 10**15
+# The three budget files, by their top-level table.
+ScopeKind = Literal["persona", "agent", "platform"]
 # A "\n" that does not end a "\r\n".
 _BARE_LF = re.compile(r"(?<!\r)\n")
 # The row stores warn_at as DECIMAL(6, 4): more digits would be rounded silently.
@@ -68,6 +91,10 @@ class BudgetSpec:
     monthly_nanos: int | None = None
     lifetime_nanos: int | None = None
     per_call_nanos: int | None = None
+    daily_tokens: int | None = None
+    monthly_tokens: int | None = None
+    lifetime_tokens: int | None = None
+    per_call_tokens: int | None = None
     hard_cap: bool = True
     warn_at: Decimal | None = None
     timezone: str | None = None
@@ -77,7 +104,7 @@ class BudgetSpec:
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def cap(self, key: str) -> int | None:
-        """The cap for a TOML/JSON key such as ``daily_usd``."""
+        """The cap for a TOML/JSON key such as ``daily_usd`` or ``daily_tokens``."""
         value: int | None = getattr(self, _CAP_ATTRS[key])
         return value
 
@@ -88,6 +115,10 @@ class BudgetSpec:
             nanos = self.cap(key)
             if nanos is not None:
                 out[key] = usd_number(nanos)
+        for key in TOKEN_KEYS:
+            tokens = self.cap(key)
+            if tokens is not None:
+                out[key] = tokens
         out["hard_cap"] = self.hard_cap
         if self.warn_at is not None:
             out["warn_at"] = float(self.warn_at)
@@ -100,7 +131,7 @@ class BudgetSpec:
 
     @property
     def has_caps(self) -> bool:
-        return any(self.cap(key) is not None for key in CAP_KEYS)
+        return any(self.cap(key) is not None for key in (*CAP_KEYS, *TOKEN_KEYS))
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,10 @@ class PersonaBudgetRow(Protocol):
     monthly_cap_nanos: int | None
     lifetime_cap_nanos: int | None
     per_call_cap_nanos: int | None
+    daily_cap_tokens: int | None
+    monthly_cap_tokens: int | None
+    lifetime_cap_tokens: int | None
+    per_call_cap_tokens: int | None
     hard_cap: bool
     warn_at: Decimal | None
     timezone: str
@@ -150,6 +185,17 @@ def _parse_cap(key: str, raw: object) -> int:
         return parse_usd(raw, field=key)
     except MoneyError as exc:
         raise BudgetInvalid(str(exc), key) from exc
+
+
+def _parse_tokens(key: str, raw: object) -> int:
+    # An integer only: 1.5 tokens is a mistake, and 1e3 as a float would hide one.
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise BudgetInvalid(f"{key} must be a whole number of tokens", key)
+    if raw < 0:
+        raise BudgetInvalid(f"{key} must be >= 0", key)
+    if raw > MAX_TOKENS:
+        raise BudgetInvalid(f"{key} must be at most {MAX_TOKENS} tokens", key)
+    return raw
 
 
 def _parse_warn_at(raw: object) -> Decimal:
@@ -189,6 +235,9 @@ def parse_budget_mapping(mapping: Mapping[str, Any]) -> BudgetSpec:
     for key in CAP_KEYS:
         raw = mapping.get(key)
         caps[_CAP_ATTRS[key]] = None if raw is None else _parse_cap(key, raw)
+    for key in TOKEN_KEYS:
+        raw = mapping.get(key)
+        caps[_CAP_ATTRS[key]] = None if raw is None else _parse_tokens(key, raw)
     hard_cap = mapping.get("hard_cap", True)
     if not isinstance(hard_cap, bool):
         raise BudgetInvalid("hard_cap must be true or false", "hard_cap")
@@ -206,12 +255,17 @@ def parse_budget_mapping(mapping: Mapping[str, Any]) -> BudgetSpec:
 
 
 def budget_spec_from_persona(persona: PersonaBudgetRow) -> BudgetSpec:
-    """The spec a Persona row holds (its last good caps). Duck-typed: no ORM import."""
+    """The spec a budget row holds (its last good caps): a Persona, an Agent or the
+    Platform row. Duck-typed: no ORM import."""
     return BudgetSpec(
         daily_nanos=persona.daily_cap_nanos,
         monthly_nanos=persona.monthly_cap_nanos,
         lifetime_nanos=persona.lifetime_cap_nanos,
         per_call_nanos=persona.per_call_cap_nanos,
+        daily_tokens=persona.daily_cap_tokens,
+        monthly_tokens=persona.monthly_cap_tokens,
+        lifetime_tokens=persona.lifetime_cap_tokens,
+        per_call_tokens=persona.per_call_cap_tokens,
         hard_cap=persona.hard_cap,
         warn_at=None if persona.warn_at is None else Decimal(persona.warn_at).normalize(),
         timezone=persona.timezone or None,
@@ -287,6 +341,45 @@ def parse_persona_text(text: str, *, stem: str) -> PersonaSpec:
     )
 
 
+@dataclass(frozen=True)
+class ScopeFileSpec:
+    """An ``agent.toml`` or ``platform.toml``: the scope's budget (and an agent's name)."""
+
+    kind: ScopeKind
+    display_name: str
+    budget: BudgetSpec
+    text: str
+
+
+def parse_scope_text(text: str, *, kind: ScopeKind, agent_id: str | None = None) -> ScopeFileSpec:
+    """Parse ``agents/<a>/agent.toml`` (``kind="agent"``) or ``platform.toml``.
+
+    Both tables are optional (no ``[agent.budget]`` = no caps at that scope); an
+    ``[agent].id`` that is present must name the agent's folder. Errors never carry a path.
+    """
+    try:
+        doc = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise PersonaMalformed(f"TOML syntax error: {exc}") from exc
+    owner = doc.get(kind, {})
+    if not isinstance(owner, dict):
+        raise PersonaMalformed(f"[{kind}] must be a table")
+    display_name = ""
+    if kind == "agent":
+        if "id" in owner and owner["id"] != agent_id:
+            shown = str(owner["id"])[:TIMEZONE_MAX_LEN]
+            raise PersonaMalformed(f"[agent].id {shown!r} does not match the agent's folder")
+        display_name = owner.get("display_name", "")
+        if not isinstance(display_name, str):
+            raise PersonaMalformed("[agent].display_name must be a string")
+    try:
+        budget = parse_budget_mapping(owner.get("budget", {}))
+    except BudgetInvalid as exc:
+        prefix = f"[{kind}.budget] " if exc.key else ""
+        raise PersonaMalformed(f"{prefix}{exc.message}") from exc
+    return ScopeFileSpec(kind=kind, display_name=display_name, budget=budget, text=text)
+
+
 def _lenient_str(table: object, key: str) -> str:
     value = table.get(key) if isinstance(table, dict) else None
     return value if isinstance(value, str) else ""
@@ -302,6 +395,8 @@ def _same_value(key: str, current: Any, wanted: Any) -> bool:
     try:
         if key in CAP_KEYS:
             return bool(parse_usd(current, field=key) == wanted)
+        if key in TOKEN_KEYS:
+            return bool(_parse_tokens(key, current) == wanted)
         if key == "warn_at":
             return bool(_parse_warn_at(current) == wanted)
     except (MoneyError, BudgetInvalid):
@@ -309,22 +404,27 @@ def _same_value(key: str, current: Any, wanted: Any) -> bool:
     return type(current) is type(wanted) and bool(current == wanted)
 
 
-def render_budget(text: str, spec: BudgetSpec) -> str:
-    """``text`` with its ``[persona.budget]`` set to ``spec``; nothing else changes.
+def render_budget(text: str, spec: BudgetSpec, *, kind: ScopeKind = "persona") -> str:
+    """``text`` with its ``[<kind>.budget]`` set to ``spec``; nothing else changes.
 
     Known keys are replaced in place (a value the file already holds keeps its spelling and
     comment), removed when unset, appended when new; unknown keys stay. The table is
-    created at the end of the file if missing.
+    created at the end of the file if missing; for an agent or the platform file, so is
+    the ``[agent]`` / ``[platform]`` table (a persona file without ``[persona]`` is
+    malformed).
     """
     doc = tomlkit.parse(text)
-    persona = doc.get("persona")
-    if persona is None:
-        raise PersonaMalformed("missing [persona] table")
-    if "budget" not in persona:
-        persona["budget"] = tomlkit.table()
-    budget = persona["budget"]
+    owner = doc.get(kind)
+    if owner is None:
+        if kind == "persona":
+            raise PersonaMalformed("missing [persona] table")
+        doc[kind] = tomlkit.table()
+        owner = doc[kind]
+    if "budget" not in owner:
+        owner["budget"] = tomlkit.table()
+    budget = owner["budget"]
 
-    wanted: dict[str, Any] = {key: spec.cap(key) for key in CAP_KEYS}
+    wanted: dict[str, Any] = {key: spec.cap(key) for key in (*CAP_KEYS, *TOKEN_KEYS)}
     wanted["hard_cap"] = spec.hard_cap  # always written: the operator sees it is enforced
     wanted["warn_at"] = spec.warn_at
     wanted["timezone"] = spec.timezone

@@ -19,21 +19,26 @@ class BudgetChangeAdmin(ReadOnlyAdmin):
     """Every change of a persona's caps, from the admin, the API, the CLI or a hand edit."""
 
     list_display = ("at", "persona_page", "actor", "via", "changes")
-    list_filter = ("via", ("persona__agent", admin.RelatedOnlyFieldListFilter), "at")
+    list_filter = ("scope", "via", ("agent", admin.RelatedOnlyFieldListFilter), "at")
     list_select_related = ("persona",)
-    search_fields = ("actor", "persona__slug", "persona__agent__id")
+    search_fields = ("actor", "persona__slug", "agent__id")
     date_hierarchy = "at"
-    fields = ("at", "persona", "actor", "via", "changes", "before", "after")
+    fields = ("at", "scope", "persona", "agent", "actor", "via", "changes", "before", "after")
     readonly_fields = fields
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         title = "Cap changes: who changed which cap, newest first (read-only)"
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
-    @admin.display(description="persona", ordering="persona")
+    @admin.display(description="whose caps", ordering="persona")
     def persona_page(self, obj: BudgetChange) -> str:
-        url = reverse("admin:personas_persona_change", args=[obj.persona_id])
-        return format_html('<a href="{}">{}</a>', url, obj.persona)
+        if obj.persona_id is not None:
+            url = reverse("admin:personas_persona_change", args=[obj.persona_id])
+        elif obj.agent_id is not None:
+            url = reverse("admin:personas_agent_change", args=[obj.agent_id])
+        else:
+            return obj.owner
+        return format_html('<a href="{}">{}</a>', url, obj.owner)
 
     @admin.display(description="before → after")
     def changes(self, obj: BudgetChange) -> SafeString:

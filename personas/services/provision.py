@@ -17,6 +17,7 @@ from personas import paths, seeds
 from personas.ids import is_valid_id
 from personas.models import Agent, Persona
 from personas.services.lookup import _read_active, _shown
+from personas.services.scopes import agent_scope, ensure_agent_file, initial_agent_text, sync_scope
 from personas.services.sync import Outcome, _settled, _unreadable, sync_persona
 from personas.toml_store import (
     PersonaMalformed,
@@ -44,6 +45,9 @@ class ProvisionReport:
     skipped: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
     active: str | None = None
+    agent_file_created: bool = False
+    # agent.toml is malformed (the last good agent caps stay): the message.
+    agent_file_malformed: str | None = None
 
     def summary(self) -> str:
         return f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}"
@@ -156,6 +160,8 @@ def provision_agent(
         if not dry_run:
             agent, _ = Agent.objects.get_or_create(id=agent_id, defaults={"display_name": agent_id})
 
+    _provision_agent_file(agent_id, agent, report, repair=repair, dry_run=dry_run)
+
     # Seeds the operator does not have yet, or (repair) whose text drifted from canonical.
     new_seed_files: set[str] = set()
     repaired: set[str] = set()
@@ -226,6 +232,36 @@ def provision_agent(
     if not dry_run and report.active is not None and named != report.active:
         write_atomic(paths.active_file(agent_id), report.active + "\n")
     return report
+
+
+def _provision_agent_file(
+    agent_id: str, agent: Agent | None, report: ProvisionReport, *, repair: bool, dry_run: bool
+) -> None:
+    """``agent.toml``: created with an empty budget when missing, never overwritten; with
+    ``repair`` a malformed one is backed up and rewritten carrying the last good caps (a
+    repair never lifts a cap, and a parseable file is the operator's, left alone)."""
+    path = paths.agent_file(agent_id)
+    if agent is None:  # dry run for a new agent
+        report.agent_file_created = not path.exists()
+        return
+    report.agent_file_created = ensure_agent_file(agent, dry_run=dry_run)
+    if dry_run:
+        return
+    scope = agent_scope(agent_id)
+    row = sync_scope(scope)
+    if row.load_error and repair:
+        current = path.read_bytes()
+        text = render_budget(
+            initial_agent_text(agent_id, agent.display_name or agent_id),
+            budget_spec_from_persona(row),
+            kind="agent",
+        )
+        backup = _backup(path, timezone.now())
+        report.backups.append(backup.name)
+        write_atomic(backup, current, overwrite=False)
+        write_atomic(path, text)
+        row = sync_scope(scope)
+    report.agent_file_malformed = row.load_error or None
 
 
 def _malformed_message(agent_id: str, agent: Agent | None, persona_id: str, dry_run: bool) -> str:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from personas import paths
-from personas.models import Agent, BudgetChange, Persona
+from personas.models import Agent, BudgetChange, BudgetColumns, Persona
 from personas.toml_store import (
     BudgetSpec,
     PersonaMalformed,
@@ -84,11 +84,16 @@ def _settled(row: Persona) -> Outcome:
     return "malformed" if row.load_error else "unchanged"
 
 
-def _set_budget(row: Persona, spec: BudgetSpec) -> None:
+def _set_budget(row: BudgetColumns, spec: BudgetSpec) -> None:
+    """Copy a budget block onto a row's budget columns (a persona, agent or platform)."""
     row.daily_cap_nanos = spec.daily_nanos
     row.monthly_cap_nanos = spec.monthly_nanos
     row.lifetime_cap_nanos = spec.lifetime_nanos
     row.per_call_cap_nanos = spec.per_call_nanos
+    row.daily_cap_tokens = spec.daily_tokens
+    row.monthly_cap_tokens = spec.monthly_tokens
+    row.lifetime_cap_tokens = spec.lifetime_tokens
+    row.per_call_cap_tokens = spec.per_call_tokens
     row.hard_cap = spec.hard_cap
     row.warn_at = spec.warn_at
     row.timezone = spec.timezone or ""
@@ -136,6 +141,7 @@ def _apply_file(row: Persona, data: bytes, sig: str, *, created: bool) -> Outcom
         # Someone changed the caps by editing the file: audit it like any other change.
         BudgetChange.objects.create(
             persona=row,
+            agent_id=row.agent_id,
             actor=FILE_EDIT_ACTOR,
             via=BudgetChange.Via.FILE,
             before=before[0],

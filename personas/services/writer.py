@@ -132,6 +132,11 @@ def write_budget(
         after = written.to_api()
         if before != after:
             BudgetChange.objects.create(
-                persona=row, actor=actor[:200], via=via, before=before, after=after
+                persona=row,
+                agent_id=row.agent_id,
+                actor=actor[:200],
+                via=via,
+                before=before,
+                after=after,
             )
     return row

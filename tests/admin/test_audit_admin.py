@@ -38,6 +38,7 @@ def test_every_change_is_listed_with_who_and_what(
     assert 'daily_usd: <span class="old">5.0</span> → <span class="new">3.0</span>' in body
     assert 'monthly_usd: <span class="old">—</span> → <span class="new">40.0</span>' in body
     persona = changes[0].persona
+    assert persona is not None
     assert f'<a href="/admin/personas/persona/{persona.pk}/change/">hermes/coder</a>' in body
 
 

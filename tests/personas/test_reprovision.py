@@ -295,6 +295,7 @@ def test_a_file_in_the_way_of_an_agents_folder_fails_that_agent_only(data_dir: P
     assert out.splitlines() == [
         "hermes: created 2, updated 0, unchanged 0",
         "  created agent hermes",
+        "  created agents/hermes/agent.toml (no agent caps yet)",
     ]
     assert err == "atlas: failed: File exists: agents/atlas/personas\n"
     assert message == "could not provision atlas; fix the cause above and run reprovision again"
@@ -316,8 +317,10 @@ def test_all_covers_agent_folders_and_agent_rows(data_dir: Path) -> None:
 
     assert out.splitlines() == [
         "from-db: created 2, updated 0, unchanged 0",
+        "  created agents/from-db/agent.toml (no agent caps yet)",
         "from-disk: created 2, updated 0, unchanged 0",
         "  created agent from-disk",
+        "  created agents/from-disk/agent.toml (no agent caps yet)",
     ]
     assert err == "skipped folder 'agents/Not_An_Id': the folder name is not a valid agent id\n"
     assert sorted(p.name for p in (data_dir / "agents" / "Not_An_Id").iterdir()) == []
@@ -341,6 +344,7 @@ def test_an_agent_named_twice_is_provisioned_once(data_dir: Path) -> None:
     assert out.splitlines() == [
         "hermes: created 2, updated 0, unchanged 0",
         "  created agent hermes",
+        "  created agents/hermes/agent.toml (no agent caps yet)",
     ]
 
 

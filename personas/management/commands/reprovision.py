@@ -83,10 +83,20 @@ class Command(BaseCommand):
             if report.agent_created:
                 verb = "would create" if dry_run else "created"
                 self.stdout.write(f"  {verb} agent {agent_id}")
+            if report.agent_file_created:
+                verb = "would create" if dry_run else "created"
+                shown = paths.agent_display_name(agent_id)
+                self.stdout.write(f"  {verb} {shown} (no agent caps yet)")
             for backup in report.backups:
                 verb = "would repair" if dry_run else "repaired"
                 original = backup.split(".bak-")[0]
                 self.stdout.write(f"  {verb} {original} (old text kept as {backup})")
+            if report.agent_file_malformed:
+                malformed += 1
+                self.stderr.write(
+                    f"  {paths.agent_display_name(agent_id)} is malformed: "
+                    f"{report.agent_file_malformed}; the database keeps its last good caps"
+                )
             for name in report.skipped:
                 self.stderr.write(f"  skipped {name}: the file name is not a valid persona id")
             for persona_id, message in report.malformed:
