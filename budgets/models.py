@@ -30,6 +30,12 @@ class ChargeQuerySet(models.QuerySet["Charge"]):
 
 
 class Charge(models.Model):
+    class CostSource(models.TextChoices):
+        REPORTED = "reported", "reported by the client"
+        CATALOGUE = "catalogue", "priced from the catalogue"
+        OVERRIDE = "override", "priced from prices.toml"
+        UNPRICED = "unpriced", "not recorded (no price known)"
+
     class Source(models.TextChoices):
         API = "api", "API"
         IMPORT = "import", "imported hal0 ledger"
@@ -40,11 +46,21 @@ class Charge(models.Model):
     ts = models.DateTimeField()
     surface = models.CharField(max_length=200)
     model = models.CharField(max_length=200)
-    # NULL = the cost was not reported (imported lines only); never shown as $0.00.
+    # NULL = the cost is not known (an imported line without one, or tokens of a model
+    # nobody prices: cost_source "unpriced"); never shown as $0.00.
     cost_nanos = models.BigIntegerField(null=True, blank=True)
+    # Where the cost came from; the price list it was computed from, when it was (a
+    # catalogue or prices.toml edit never re-prices a recorded charge).
+    cost_source = models.CharField(
+        max_length=16, choices=CostSource.choices, default=CostSource.REPORTED
+    )
+    price_version = models.CharField(max_length=64, blank=True, default="")
     request_id = models.CharField(max_length=200)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Parts of input_tokens read from / written to the provider's prompt cache.
+    cache_read_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_write_tokens = models.PositiveIntegerField(null=True, blank=True)
     hold = models.OneToOneField(
         "Hold", on_delete=models.PROTECT, null=True, blank=True, related_name="charge"
     )
@@ -64,7 +80,11 @@ class Charge(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["persona", "ts"], name="charge_persona_ts")]
+        indexes = [
+            models.Index(fields=["persona", "ts"], name="charge_persona_ts"),
+            # The ledger page's request_id search (exact or a prefix) across personas.
+            models.Index(fields=["request_id"], name="charge_request_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["persona", "request_id"],

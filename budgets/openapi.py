@@ -10,13 +10,19 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_field,
+)
 from rest_framework import serializers
 
 from budgets.limits import MAX_TEXT, MAX_TOKENS
+from budgets.rules import RUN_LIMITS
 from hal0.money import MAX_USD
 from hal0.text import PRINTABLE_NON_BLANK_PATTERN
-from personas.openapi import BudgetBlockSerializer, error_responses
+from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
 from personas.toml_store import TIMEZONE_MAX_LEN
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "CheckRequestSerializer",
     "CheckResponseSerializer",
     "HoldReleaseResponseSerializer",
+    "PriceSerializer",
     "error_responses",
 ]
 
@@ -93,6 +100,12 @@ class _WarnAtField(serializers.FloatField):
 )
 class _TimezoneField(serializers.CharField):
     """``timezone``: an IANA zone name (the set is the host's tz database's)."""
+
+
+def _rate(help_text: str) -> serializers.FloatField:
+    return serializers.FloatField(
+        min_value=0, allow_null=True, help_text=f"USD per million tokens: {help_text}"
+    )
 
 
 class BudgetPutRequestSerializer(serializers.Serializer[Any]):
@@ -162,8 +175,37 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
     resets_at = ResetsAtSerializer(help_text="extension")
 
 
+
+
+def _tokens(help_text: str, **kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_TOKENS, help_text=help_text, **kwargs
+    )
+
+
 class CheckRequestSerializer(serializers.Serializer[Any]):
-    estimated_cost_usd = _usd_in("what the upstream call may cost")
+    estimated_cost_usd = _usd_in(
+        "what the upstream call may cost; wins over a price from tokens. Required unless "
+        "`model`, `input_tokens` and `max_output_tokens` are sent",
+        required=False,
+    )
+    model = _text_in(
+        "extension (prices): the model about to be called, priced when "
+        "`estimated_cost_usd` is absent",
+        required=False,
+    )
+    surface = _text_in(
+        "extension (prices): where the call goes (picks the catalogue's provider)",
+        required=False,
+        allow_null=True,
+    )
+    input_tokens = _tokens(
+        "extension (prices): input tokens of the call, cached or not; required with `model`"
+    )
+    max_output_tokens = _tokens(
+        "extension (prices): the call's max_tokens; the estimate is the worst case, every "
+        "one of them at the output price; required with `model`"
+    )
     reserve = serializers.BooleanField(
         required=False, default=False, help_text="extension: take a hold for the estimate"
     )
@@ -181,12 +223,39 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
     )
+    run_id = serializers.CharField(
+        required=False,
+        help_text="extension: a run of this persona; its budget (USD, tokens, seconds) is the "
+        "first scope checked, and a hold reserves against it too. Unknown: 404 "
+        "`run.not_found`; closed: 409 `run.closed`",
+    )
+
+
+class CheckedRunSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    state = serializers.ChoiceField(
+        ["active", "needs_budget"], help_text="needs_budget once a run limit refused a check"
+    )
+    remaining = serializers.DictField(
+        help_text="usd, tokens, seconds the run may still use (holds counted); null = no limit"
+    )
 
 
 class HoldSerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     amount_usd = _usd("reserved against every window")
     expires_at = serializers.DateTimeField()
+
+
+class EstimateSerializer(serializers.Serializer[Any]):
+    usd = _usd("the estimate in USD (rounded up at the nano-USD when priced)")
+    # The API's key is "source"; DRF pops declared fields off the class, so the name
+    # does not shadow Field.source at run time (mypy cannot know).
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        ["client", "catalogue", "override"],
+        help_text="`client`: estimated_cost_usd as sent; `catalogue`: genai-prices; "
+        "`override`: prices.toml",
+    )
 
 
 class CheckResponseSerializer(serializers.Serializer[Any]):
@@ -200,17 +269,29 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime", "paused"],
+        ["per_call", "daily", "monthly", "lifetime", "paused", *RUN_LIMITS],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
     hold = HoldSerializer(required=False, help_text="extension: present when reserved")
+    estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
+    scope = serializers.ChoiceField(
+        ["run", "persona", "agent", "platform"],
+        required=False,
+        allow_null=True,
+        help_text="extension: the scope whose limit decided (with `run_id`)",
+    )
+    run = CheckedRunSerializer(required=False, help_text="extension: with `run_id`")
 
 
 class ChargeRequestSerializer(serializers.Serializer[Any]):
     surface = _text_in("where the call went, e.g. `openrouter`")
     model = _text_in()
-    cost_usd = _usd_in("what the call actually cost")
+    cost_usd = _usd_in(
+        "what the call actually cost; always wins over a price from tokens. Required "
+        "unless `input_tokens` or `output_tokens` is sent",
+        required=False,
+    )
     request_id = _text_in(
         help_text="idempotency key per persona: the same body again returns the first "
         "answer; another body with this id is 409 `charge.conflict`"
@@ -221,11 +302,15 @@ class ChargeRequestSerializer(serializers.Serializer[Any]):
         help_text="extension: settles this hold of the persona if it is still active. The "
         "charge is recorded whatever the hold's state: the money is already spent",
     )
-    input_tokens = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=MAX_TOKENS
+    input_tokens = _tokens("every input token of the call, cached or not", allow_null=True)
+    output_tokens = _tokens("output tokens of the call", allow_null=True)
+    cache_read_tokens = _tokens(
+        "extension (prices): the part of input_tokens read from the prompt cache",
+        allow_null=True,
     )
-    output_tokens = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=MAX_TOKENS
+    cache_write_tokens = _tokens(
+        "extension (prices): the part of input_tokens written to the prompt cache",
+        allow_null=True,
     )
     run_id = _text_in(
         required=False,
@@ -240,8 +325,13 @@ class ChargeRowSerializer(serializers.Serializer[Any]):
     ts = serializers.DateTimeField()
     surface = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = _usd("as recorded")
+    cost_usd = _usd("as recorded; null when no price is known (never 0 for unknown)")
     request_id = serializers.CharField()
+    cost_source = serializers.ChoiceField(
+        ["reported", "catalogue", "override", "unpriced"],
+        help_text="extension (prices): `reported` = cost_usd as sent; `catalogue` / "
+        "`override` = priced from the tokens; `unpriced` = tokens of a model with no price",
+    )
 
 
 class ChargedHoldSerializer(serializers.Serializer[Any]):
@@ -302,11 +392,15 @@ PUT_ERRORS = error_responses(
 CHECK_ERRORS = error_responses(
     "agent.unknown",
     "persona.not_found",
+    "run.not_found",
+    "run.closed",
+    "run.invalid",
     "persona.malformed",
     "budget.invalid_body",
     "budget.invalid_estimate",
     "budget.invalid_hold",
     "hold.conflict",
+    "price.unknown",
     "request.too_large",
 )
 # No persona.malformed: a charge is recorded even for a persona whose file is malformed.
@@ -318,6 +412,52 @@ CHARGE_ERRORS = error_responses(
     "charge.conflict",
     "request.too_large",
 )
+PRICES_ERRORS = {
+    **error_responses("request.invalid"),
+    404: OpenApiResponse(
+        ErrorEnvelopeSerializer,
+        description="`price.unknown`: neither prices.toml nor the catalogue prices the "
+        "model on this surface",
+    ),
+}
+PRICES_PARAMETERS = [
+    OpenApiParameter("model", str, required=True, description="the model as clients send it"),
+    OpenApiParameter(
+        "surface",
+        str,
+        required=False,
+        description="where the call goes; picks the catalogue's provider (docs/api.md)",
+    ),
+]
+
+
+class TierSerializer(serializers.Serializer[Any]):
+    above_input_tokens = serializers.IntegerField(min_value=0)
+    per_mtok_usd = serializers.FloatField(min_value=0)
+
+
+class PriceSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField()
+    surface = serializers.CharField(allow_null=True)
+    input_per_mtok_usd = _rate("input tokens not read from or written to the cache")
+    output_per_mtok_usd = _rate("output tokens")
+    cache_read_per_mtok_usd = _rate("cache reads; null = billed at the input rate")
+    cache_write_per_mtok_usd = _rate("cache writes; null = billed at the input rate")
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # as EstimateSerializer's
+        ["catalogue", "override"], help_text="`override`: prices.toml; `catalogue`: genai-prices"
+    )
+    catalogue_version = serializers.CharField(help_text="the bundled genai-prices data")
+    tiers = serializers.DictField(
+        child=TierSerializer(many=True),
+        required=False,
+        help_text="extension: the catalogue's cliffs by component (input, output, "
+        "cache_read, cache_write): above that many input tokens, every token of the "
+        "component costs the tier's price",
+    )
+    catalogue_provider = serializers.CharField(required=False)
+    catalogue_model = serializers.CharField(required=False)
+
+
 RELEASE_ERRORS = error_responses(
     "agent.unknown", "persona.not_found", "hold.not_found", "hold.resolved"
 )

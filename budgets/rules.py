@@ -323,15 +323,16 @@ def _smallest(statuses: Sequence[ScopeStatus], unit: Unit) -> dict[str, int]:
     return out
 
 
-def decide(scopes: Sequence[Scope], estimate: Estimate) -> Verdict:
+def decide(scopes: Sequence[Scope], estimate: Estimate, *, run: RunScope | None = None) -> Verdict:
     """May a call estimated at ``estimate`` go ahead under ``scopes`` (in evaluation order)?
 
     Every broken rule is kept in ``breaches``; the decisive one is the first that blocks,
     else the first warn-only one. Comparisons are strict: an estimate equal to a headroom
-    fits, one nano-USD (or one token) more does not.
+    fits, one nano-USD (or one token) more does not. A ``run`` is the first scope of all;
+    its budget is its own, so it never narrows ``remaining`` (the persona's windows).
     """
     statuses = tuple(scope_status(s) for s in scopes)
-    breaches: list[Breach] = []
+    breaches: list[Breach] = [] if run is None else run_breaches(run, estimate)
     for scope, status in zip(scopes, statuses, strict=True):
         breaches += breaches_of(scope, status, estimate)
     decisive = next((b for b in breaches if b.blocks), None)
@@ -350,6 +351,96 @@ def decide(scopes: Sequence[Scope], estimate: Estimate) -> Verdict:
         breaches=tuple(breaches),
         scopes=statuses,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Runs: one task's budget in USD, tokens and wall-clock seconds (DESIGN.md section 11)
+
+RUN_LIMITS = ("run_usd", "run_tokens", "run_seconds")
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """A run's budget and what it has used. ``None`` = no limit of that kind.
+
+    ``seconds`` is the wall clock since the run was created (the caller reads the clock).
+    ``exhausted`` is the limit that moved the run to needs_budget: until an extension,
+    every check naming the run is refused by it, whatever the estimate.
+    """
+
+    usd: int | None = None
+    tokens: int | None = None
+    seconds: int | None = None
+    hard_cap: bool = True
+    spent: int = 0
+    spent_tokens: int = 0
+    elapsed: float = 0.0
+    held: int = 0
+    held_tokens: int = 0
+    exhausted: str | None = None
+
+    def headroom(self) -> dict[str, int | float | None]:
+        """What the run may still use: max(0, budget - used - held) per kind."""
+        return {
+            "usd": None if self.usd is None else max(0, self.usd - self.spent - self.held),
+            "tokens": None
+            if self.tokens is None
+            else max(0, self.tokens - self.spent_tokens - self.held_tokens),
+            "seconds": None if self.seconds is None else max(0.0, self.seconds - self.elapsed),
+        }
+
+    def statuses(self) -> dict[str, str]:
+        """none | ok | warn | exceeded per kind, at the default warn line."""
+        return {
+            "usd": window_status(self.usd, self.spent),
+            "tokens": window_status(self.tokens, self.spent_tokens),
+            "seconds": window_status(self.seconds, int(self.elapsed)),
+        }
+
+
+def _run_reason(limit: str, estimate: Estimate, run: RunScope) -> str:
+    room = run.headroom()
+    if limit == "run_usd":
+        assert run.usd is not None
+        return (
+            f"estimate {_usd(estimate.nanos)} exceeds the run's USD budget: "
+            f"{_usd(int(room['usd'] or 0))} left of {_usd(run.usd)}"
+        )
+    if limit == "run_tokens":
+        return (
+            f"estimate {estimate.tokens} tokens exceeds the run's token budget: "
+            f"{room['tokens']} tokens left of {run.tokens} tokens"
+        )
+    return (
+        f"the run's time budget of {run.seconds} s is used up ({run.elapsed:.0f} s since it began)"
+    )
+
+
+def run_breaches(run: RunScope, estimate: Estimate) -> list[Breach]:
+    """The run's broken limits: USD, then tokens, then wall-clock time.
+
+    Time has no estimate: it breaks once more seconds have passed than the budget has
+    (a check at the very second it runs out still fits, like an estimate equal to the
+    headroom).
+    """
+    if run.exhausted is not None:
+        reason = (
+            f"the run needs more budget: its {run.exhausted} ran out; no call is allowed "
+            "until an operator extends it"
+        )
+        return [Breach("run", run.exhausted, reason, True)]
+    room = run.headroom()
+    found: list[Breach] = []
+    usd, tokens = room["usd"], room["tokens"]
+    if usd is not None and estimate.nanos > usd:
+        found.append(Breach("run", "run_usd", _run_reason("run_usd", estimate, run), run.hard_cap))
+    if tokens is not None and estimate.tokens > tokens:
+        reason = _run_reason("run_tokens", estimate, run)
+        found.append(Breach("run", "run_tokens", reason, run.hard_cap))
+    if run.seconds is not None and run.elapsed > run.seconds:
+        reason = _run_reason("run_seconds", estimate, run)
+        found.append(Breach("run", "run_seconds", reason, run.hard_cap))
+    return found
 
 
 def tightest(statuses: Sequence[ScopeStatus], window: str, unit: Unit = "usd") -> ScopeKind | None:

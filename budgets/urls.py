@@ -1,4 +1,5 @@
-"""The budget API, under /api/agents/{agent_id}/personas/{persona_id}/budget."""
+"""The budget API, under /api/agents/{agent_id}/personas/{persona_id}/budget, and
+/api/prices."""
 
 from django.urls import URLPattern, URLResolver, path
 
@@ -12,6 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(_base, views.BudgetView.as_view(), name="budget"),
     path(f"{_base}/check", views.CheckView.as_view(), name="budget-check"),
     path(f"{_base}/charge", views.ChargeView.as_view(), name="budget-charge"),
+    path("prices", views.PricesView.as_view(), name="prices"),
     path(
         f"{_base}/holds/<str:hold_id>/release",
         views.HoldReleaseView.as_view(),

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,8 @@ from rest_framework.views import APIView
 from budgets import openapi as doc
 from budgets.auth import actor_of
 from budgets.limits import MAX_TEXT, MAX_TOKENS
+from budgets.prices import quote
+from budgets.prices.rates import Usage
 from budgets.services import (
     budget_charge,
     budget_check_by_id,
@@ -86,6 +89,32 @@ def _count(body: dict[str, Any], key: str, code: str) -> int | None:
     return value
 
 
+def _estimate(body: dict[str, Any]) -> quote.Estimate:
+    """The client's ``estimated_cost_usd`` (it wins when sent), else the worst case of
+    ``model`` (+ ``surface``), ``input_tokens`` and ``max_output_tokens``."""
+    code = "budget.invalid_estimate"
+    if "estimated_cost_usd" in body or "model" not in body:
+        return quote.client_estimate(_money(body, "estimated_cost_usd", code))
+    model = _required_text(body, "model", code)
+    surface = _text(body, "surface", code, required=False)
+    counts = {}
+    for key in ("input_tokens", "max_output_tokens"):
+        counts[key] = _count(body, key, code)
+        if counts[key] is None:
+            raise _invalid(
+                code,
+                f"{key} is required to price the call (or send estimated_cost_usd)",
+                key,
+            )
+    return quote.token_estimate(
+        model=model,
+        surface=surface,
+        input_tokens=counts["input_tokens"] or 0,
+        max_output_tokens=counts["max_output_tokens"] or 0,
+        at=timezone.now(),
+    )
+
+
 def _ttl(body: dict[str, Any]) -> int | None:
     value = body.get("hold_ttl_s")
     if value is None:
@@ -148,23 +177,27 @@ class CheckView(APIView):
     def post(self, request: Request, agent_id: str, persona_id: str) -> Response:
         # Body first (400), then agent and persona (404), as hal0 does.
         body = read_json_object(request)
-        estimate = _money(body, "estimated_cost_usd", "budget.invalid_estimate")
+        estimate = _estimate(body)
         reserve = body.get("reserve", False)
         if not isinstance(reserve, bool):
             raise _invalid("budget.invalid_hold", "reserve must be true or false", "reserve")
         ttl = _ttl(body)
         # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
         request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
+        # Names a run of this persona: its budget is checked first (404, 409 when closed).
+        run_id = _text(body, "run_id", "run.invalid", required=False)
         # 404s as _persona gives them; the persona and its spend in one query.
         result = budget_check_by_id(
             agent_id=agent_id,
             persona_id=persona_id,
-            estimate_nanos=estimate,
+            estimate_nanos=estimate.nanos,
             reserve=reserve,
             hold_ttl_s=ttl,
             actor=actor_of(request),
             key=reserve_key(body, request_id) if reserve else None,
+            run_id=run_id,
         )
+        result["estimate"] = estimate.to_json()
         return Response(result)
 
 
@@ -183,24 +216,39 @@ class ChargeView(APIView):
         code = "budget.invalid_charge"
         surface = _required_text(body, "surface", code)
         model = _required_text(body, "model", code)
-        cost = _money(body, "cost_usd", code)
+        # A reported cost always wins; without one the tokens are priced (below).
+        reported = _money(body, "cost_usd", code) if body.get("cost_usd") is not None else None
         request_id = _required_text(body, "request_id", code)
         hold_id = _text(body, "hold_id", code, required=False)
         input_tokens = _count(body, "input_tokens", code)
         output_tokens = _count(body, "output_tokens", code)
+        cache_read = _count(body, "cache_read_tokens", code)
+        cache_write = _count(body, "cache_write_tokens", code)
+        usage = None
+        if input_tokens is not None or output_tokens is not None:
+            usage = Usage(input_tokens or 0, output_tokens or 0, cache_read or 0, cache_write or 0)
+        now = timezone.now()
+        cost = quote.charge_cost(
+            model=model, surface=surface, reported_nanos=reported, usage=usage, at=now
+        )
         run_id = _text(body, "run_id", code, required=False)
         persona = _persona(agent_id, persona_id)
         result = budget_charge(
             persona=persona,
             surface=surface,
             model=model,
-            cost_nanos=cost,
+            cost_nanos=cost.nanos,
             request_id=request_id,
             hold_id=hold_id,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            cost_source=cost.source,
+            price_version=cost.version,
             run_id=run_id,
             actor=actor_of(request),
+            now=now,
         )
         return Response(result)
 
@@ -217,3 +265,23 @@ class HoldReleaseView(APIView):
     def post(self, request: Request, agent_id: str, persona_id: str, hold_id: str) -> Response:
         persona = _persona(agent_id, persona_id)
         return Response(hold_release(persona=persona, hold_id=hold_id, actor=actor_of(request)))
+
+
+class PricesView(APIView):
+    """What a model costs on a surface: prices.toml first, then the catalogue."""
+
+    @extend_schema(
+        operation_id="prices_get",
+        summary="The price the service charges for a model's tokens",
+        parameters=doc.PRICES_PARAMETERS,
+        responses={200: doc.PriceSerializer, **doc.PRICES_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        code = "request.invalid"
+        params = {key: request.query_params.get(key) for key in ("model", "surface")}
+        model = _required_text(params, "model", code)
+        surface = _text(params, "surface", code, required=False)
+        price = quote.price_of(model, surface, at=timezone.now())
+        if price is None:
+            raise quote.price_unknown(model, surface, status=404)
+        return Response(quote.price_json(price))

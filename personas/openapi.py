@@ -45,6 +45,12 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.conflict": (409, "reserve: request_id already took a hold with a different body"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "price.unknown": (
+        400,
+        "check: no estimated_cost_usd and no price for the model on this surface (the "
+        "message says how to add one); GET /api/prices answers it with 404",
+    ),
+    "request.invalid": (400, "a query parameter is missing or invalid"),
     "run.invalid": (400, "run body or list query fails validation (the message says which key)"),
     "run.invalid_extension": (400, "an addition missing, zero, negative, non-finite or unknown"),
     "run.not_found": (404, "no such run for this persona (another persona's run reads the same)"),

@@ -13,8 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from budgets.admin import ledger_range
 from budgets.admin.base import CappedCountPaginator, ReadOnlyAdmin
 from budgets.admin.export import csv_rows
+from budgets.admin.ledger_range import DateRangeFilter
 from budgets.models import Charge
 from budgets.templatetags.spend import usd
 
@@ -61,6 +63,21 @@ class ModelFilter(RecentValuesFilter):
     field = "model"
 
 
+class CostKnownFilter(admin.SimpleListFilter):
+    """Charges whose cost is not recorded (no price known, or imported without one)."""
+
+    title = "cost"
+    parameter_name = "cost"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("unknown", "not recorded"), ("known", "recorded")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("unknown", "known"):
+            return queryset.filter(cost_nanos__isnull=self.value() == "unknown")
+        return queryset
+
+
 class DateFilter(admin.DateFieldListFilter):
     def __init__(self, field: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().__init__(field, request, *args, **kwargs)
@@ -77,6 +94,7 @@ class ChargeAdmin(ReadOnlyAdmin):
         "surface",
         "model",
         "cost",
+        "cost_source",
         "tokens",
         "request_id",
         "source",
@@ -90,11 +108,14 @@ class ChargeAdmin(ReadOnlyAdmin):
         SurfaceFilter,
         ModelFilter,
         ("ts", DateFilter),
+        DateRangeFilter,
+        CostKnownFilter,
+        "cost_source",
         "source",
     )
     list_select_related = ("persona",)
     search_fields = ("request_id",)
-    search_help_text = "Exact request_id"
+    search_help_text = f"A request_id, or its first characters (at least {ledger_range.MIN_PREFIX})"
     date_hierarchy = "ts"
     show_full_result_count = False
     # Facet counts are one COUNT per filter choice over the ledger: never on this list.
@@ -104,7 +125,21 @@ class ChargeAdmin(ReadOnlyAdmin):
     actions = ["export_csv"]
     fieldsets = (
         (None, {"fields": ("id", "when", "persona", "surface", "model", "cost", "request_id")}),
-        ("Usage", {"fields": ("input_tokens", "output_tokens", "hold", "source", "actor")}),
+        ("Price", {"fields": ("cost_source", "price_version")}),
+        (
+            "Usage",
+            {
+                "fields": (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                    "hold",
+                    "source",
+                    "actor",
+                )
+            },
+        ),
         (
             "Idempotency",
             {"classes": ("collapse",), "fields": ("body_sha256", "first_response", "import_key")},
@@ -146,16 +181,21 @@ class ChargeAdmin(ReadOnlyAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         title = "Ledger: every charge, newest first (read-only)"
         context = {"title": title, **(extra_context or {})}
-        return super().changelist_view(request, context)
+        response = super().changelist_view(request, context)
+        data = getattr(response, "context_data", None)
+        if data is not None and "cl" in data:
+            data["ledger_total"] = ledger_range.total(data["cl"])
+        return response
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        # An exact match (the admin's "=" prefix means iexact, which no index can serve).
+        # Exact, or a prefix: both ranges of the request_id index (the admin's own search
+        # is icontains, a scan of the ledger).
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(request_id=term), False
+        return ledger_range.search(queryset, term), False
 
     @admin.action(description="Export selected charges as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Charge]) -> HttpResponse:

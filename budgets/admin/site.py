@@ -38,10 +38,24 @@ class Hal0AdminSite(admin.AdminSite):
         return apps
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
-        extra = [path("spend/", self.admin_view(self.spend_view), name="spend")]
+        extra = [
+            path("spend/", self.admin_view(self.spend_view), name="spend"),
+            path("spend/csv/", self.admin_view(self.spend_csv_view), name="spend-csv"),
+            path("prices/", self.admin_view(self.prices_view), name="prices"),
+        ]
         return extra + super().get_urls()
 
     def spend_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         from budgets.admin.views import spend_overview
 
         return spend_overview(request, site=self)
+
+    def spend_csv_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        from budgets.admin.views import breakdown_csv
+
+        return breakdown_csv(request)
+
+    def prices_view(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        from budgets.admin.prices import prices_page
+
+        return prices_page(request, site=self)

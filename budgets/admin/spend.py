@@ -171,7 +171,7 @@ class SpendPersonaAdmin(PauseMixin, PersonaAdmin):
             # conflict) is in the row by now, so the gauges show the caps the file has.
             obj = self.get_object(request, object_id)
             if obj is not None:
-                context.update(persona_spend_context(obj))
+                context.update(persona_spend_context(obj, params=request.GET))
                 context["original"] = obj
                 context["runs"] = persona_runs(obj)
         return response

@@ -71,6 +71,10 @@ def _inprocess_run(
     out["charge"] = latency(
         inprocess.measure("charge", agent_id, charge_persona_id, config.samples)
     )
+    # A report takes milliseconds: a tenth of the samples says as much about its median.
+    report_samples = max(20, config.samples // 10)
+    for kind in ("report", "report_half_hour"):
+        out[kind] = latency(inprocess.measure(kind, agent_id, persona_id, report_samples))
     ours, scan = inprocess.side_by_side(agent_id, persona_id, rounds)
     persona = find_persona(agent_id, persona_id)
     now = dt.datetime.now(dt.UTC)

@@ -50,7 +50,10 @@ def throwaway_postgres(url: str) -> Iterator[tuple[str, str]]:
     import psycopg
     from psycopg import sql
 
-    name = f"hal0_bench_{secrets.token_hex(4)}"
+    # Named after the URL's database (hal0_alice -> hal0_alice_bench_1a2b3c4d), so people
+    # sharing a server can tell their throwaway databases apart; never that database itself.
+    base = urlsplit(url).path.strip("/")[:30] or "hal0"
+    name = f"{base}_bench_{secrets.token_hex(4)}"
     kwargs = _connect_kwargs(url)
     with psycopg.connect(**kwargs) as conn:
         version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]

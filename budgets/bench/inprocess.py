@@ -8,6 +8,7 @@ Each sample is what the API view calls: for a check, ``budget_check_by_id`` (one
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import secrets
 import time
@@ -15,7 +16,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from budgets.bench.scan import scan_check
+from budgets.reports.selectors import ReportQuery, spend_report
 from budgets.services import budget_charge, budget_check_by_id, hold_release
+from budgets.services.windows import zone
 from hal0.money import to_nanos
 from personas.services import find_persona
 
@@ -72,8 +75,23 @@ def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
     )
 
 
+def report(tz: str) -> dict[str, object]:
+    """The 90 days up to today grouped by day and model, over every persona (an operator's
+    ``GET /api/spend`` without the HTTP round trip): the query and the JSON body."""
+    today = dt.datetime.now(zone(tz)).date()
+    query = ReportQuery(
+        start=today - dt.timedelta(days=89), end=today, tz=tz, group_by=("day", "model")
+    )
+    return spend_report(query).as_json()
+
+
 def measure(kind: str, agent_id: str, persona_id: str, samples: int) -> list[float]:
-    """Seconds per call of ``kind``: ``check``, ``check_reserve`` or ``charge``."""
+    """Seconds per call of ``kind``: ``check``, ``check_reserve``, ``charge``, ``report``
+    (UTC days) or ``report_half_hour`` (Asia/Kolkata's days, +05:30)."""
+    if kind == "report":
+        return _timed(lambda: report("UTC"), samples)
+    if kind == "report_half_hour":
+        return _timed(lambda: report("Asia/Kolkata"), samples)
     if kind == "check":
         return _timed(lambda: check(agent_id, persona_id), samples)
     if kind == "check_reserve":

@@ -30,6 +30,17 @@ PERSONA_ID = "coder"  # one of the seed personas every provisioned agent has
 CHARGE_PERSONA_ID = "hermes"
 DAYS = 90
 CHUNK = 50_000
+# What the charges were spent on: a spend report groups by these, so the ledger holds
+# several (every hour of the 90 days has each pair at 1M charges).
+MODELS = (
+    "anthropic/claude-3.7-sonnet",
+    "anthropic/claude-3.5-haiku",
+    "openai/gpt-4o",
+    "openai/gpt-4o-mini",
+    "google/gemini-2.0-flash",
+    "llama-3.3-70b",
+)
+SURFACES = ("openrouter", "local")
 # Caps on every window, high enough that no measured call is ever refused (a refusal is
 # cheaper than an allow and would flatter the figures), in a zone that is not UTC so
 # the day and month boundaries are really computed.
@@ -60,8 +71,8 @@ def charge_rows(
     return [
         {
             "ts": ts,
-            "surface": "openrouter",
-            "model": "anthropic/claude-3.7-sonnet",
+            "surface": SURFACES[i % len(SURFACES)],
+            "model": rng.choice(MODELS),
             # 0.000001 to 0.05 USD, a whole number of micro-dollars
             "cost_nanos": rng.randrange(1, 50_000) * 1_000,
             "request_id": f"{prefix}-{i}",

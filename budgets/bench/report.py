@@ -205,6 +205,13 @@ TARGETS = [
         lambda s: _runs_median(_largest(s), lambda r: r["http"]["charge_throughput"]["per_s"]),
     ),
     Target(
+        "90-day spend report by day and model p50 ≤ 50 ms (largest ledger)",
+        50_000,
+        False,
+        fmt_time,
+        lambda s: _lat(_largest(s), "inprocess", "report")[0],
+    ),
+    Target(
         "peak RSS per worker ≤ 100 MB",
         100,
         False,
@@ -267,6 +274,17 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
                 row += [_pair(e, "http", k) for k in ("check", "check_reserve", "charge")]
             rows.append(row)
     out.append(_table(header, rows))
+
+    out.append(
+        "\n### Spend report: 90 days by day and model, every persona (service), p50 / p99\n\n"
+    )
+    rows = []
+    for name, r in dbs:
+        for e in r["sizes"]:
+            row = [name, fmt_rows(e["rows_at_start"])]
+            row += [_pair(e, "inprocess", k) for k in ("report", "report_half_hour")]
+            rows.append(row)
+    out.append(_table(["database", "ledger", "UTC days", "Asia/Kolkata days (+05:30)"], rows))
 
     if not meta.skip_http:
         out.append("\n### Throughput and memory over HTTP\n\n")

@@ -2,7 +2,9 @@
 
 A hal0 line is a JSON object with ``ts`` (ISO 8601 with an offset), ``persona_id``,
 ``surface``, ``model``, ``cost_usd`` and ``request_id``; ``input_tokens`` /
-``output_tokens`` are taken when present, anything else is ignored.
+``output_tokens`` are taken when present, and so are the fields of this service's own
+mirror lines (``cache_read_tokens``, ``cache_write_tokens``, ``cost_source``,
+``price_version``); anything else is ignored. A line without a cost is unpriced.
 
 Each line is imported at most once however often the file is imported: its
 ``import_key`` is the SHA-256 of the line's normalised content (timestamp in UTC,
@@ -78,6 +80,29 @@ def _tokens(obj: dict[str, Any], key: str) -> int | None:
     return value
 
 
+REPORTED, UNPRICED = "reported", "unpriced"
+_PRICED = ("reported", "catalogue", "override")
+
+
+def _pricing(obj: dict[str, Any], cost_nanos: int | None) -> dict[str, Any]:
+    """Cache tokens and where the cost came from, as a mirror line of ours carries them."""
+    source = obj.get("cost_source", REPORTED if cost_nanos is not None else UNPRICED)
+    if cost_nanos is None:
+        if source != UNPRICED:
+            raise _Malformed(f"cost_source {str(source)[:32]!r} with no cost_usd")
+    elif source not in _PRICED:
+        raise _Malformed(f"cost_source must be one of {', '.join(_PRICED)} when cost_usd is set")
+    version = obj.get("price_version", "")
+    if not isinstance(version, str) or len(version) > 64:
+        raise _Malformed("price_version must be a string of at most 64 characters")
+    return {
+        "cost_source": source,
+        "price_version": version,
+        "cache_read_tokens": _tokens(obj, "cache_read_tokens"),
+        "cache_write_tokens": _tokens(obj, "cache_write_tokens"),
+    }
+
+
 def parse_hal0_line(raw: bytes, *, persona_id: str) -> dict[str, Any]:
     """One hal0 line -> the fields of a charge (plus ``import_key``); ``_Malformed`` if not."""
     try:
@@ -109,6 +134,7 @@ def parse_hal0_line(raw: bytes, *, persona_id: str) -> dict[str, Any]:
     except MoneyError as exc:
         raise _Malformed(str(exc)) from exc
     fields: dict[str, Any] = {
+        **_pricing(obj, cost_nanos),
         "ts": ts.astimezone(dt.UTC),
         "surface": _text(obj, "surface"),
         "model": _text(obj, "model", required=False),
@@ -131,6 +157,12 @@ def import_key(fields: dict[str, Any]) -> str:
         "input_tokens": fields["input_tokens"],
         "output_tokens": fields["output_tokens"],
     }
+    # Only when set: lines without them keep the key they had before these fields existed.
+    for key in ("cache_read_tokens", "cache_write_tokens", "price_version"):
+        if fields.get(key):
+            normal[key] = fields[key]
+    if fields.get("cost_source") not in (None, REPORTED, UNPRICED):
+        normal["cost_source"] = fields["cost_source"]
     canonical = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -13,7 +13,12 @@ Line format (compact JSON, keys in this order, one object per line)::
      "sum":"4640fcec62957ae0"}
 
 ``seq`` is the charge's id in the database. ``cost_usd`` is the exact amount as a JSON
-number, or ``null`` when the cost was never reported. Token counts appear only when known.
+number, or ``null`` when the cost is not known. Token counts (``input_tokens``,
+``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``) appear only when known.
+``cost_source`` (``catalogue``, ``override`` or ``unpriced``) and ``price_version``
+appear when the service priced the tokens or could not: a line without them carries a
+reported cost, so mirrors written before prices existed read the same and stay valid
+(``jq '.cost_source // "reported"'``).
 ``sum`` is the first 16 hex digits of the SHA-256 of the line's *canonical* form: the
 object without ``sum``, serialised with sorted keys, ``(",", ":")`` separators and
 UTF-8 text. A reader recomputes it from the parsed object, so the check does not depend
@@ -88,6 +93,10 @@ def line_object(
     request_id: str,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    cost_source: str = "reported",
+    price_version: str = "",
 ) -> dict[str, Any]:
     """The mirror line for one charge, without its checksum."""
     obj: dict[str, Any] = {
@@ -105,6 +114,14 @@ def line_object(
         obj["input_tokens"] = input_tokens
     if output_tokens is not None:
         obj["output_tokens"] = output_tokens
+    if cache_read_tokens is not None:
+        obj["cache_read_tokens"] = cache_read_tokens
+    if cache_write_tokens is not None:
+        obj["cache_write_tokens"] = cache_write_tokens
+    if cost_source != "reported":
+        obj["cost_source"] = cost_source
+    if price_version:
+        obj["price_version"] = price_version
     return obj
 
 
@@ -139,6 +156,10 @@ def charge_line(charge: Charge, *, agent_id: str, persona_id: str) -> dict[str, 
         request_id=charge.request_id,
         input_tokens=charge.input_tokens,
         output_tokens=charge.output_tokens,
+        cache_read_tokens=charge.cache_read_tokens,
+        cache_write_tokens=charge.cache_write_tokens,
+        cost_source=charge.cost_source,
+        price_version=charge.price_version,
     )
 
 

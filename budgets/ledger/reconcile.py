@@ -48,6 +48,10 @@ _FIELDS = (
     "request_id",
     "input_tokens",
     "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_source",
+    "price_version",
 )
 
 
@@ -182,6 +186,10 @@ def _expected(persona: Persona, row: dict[str, Any]) -> dict[str, Any]:
         request_id=row["request_id"],
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        cost_source=row["cost_source"],
+        price_version=row["price_version"],
     )
 
 

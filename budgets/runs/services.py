@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
+from budgets import rules
 from budgets.models import Hold, Run, RunCheckpoint
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import usd_number
@@ -368,6 +369,82 @@ def run_close(
 
 
 # ---------------------------------------------------------------------------------------
+# checks
+
+
+def run_scope(run: Run, now: dt.datetime, *, held: int | None = None) -> rules.RunScope:
+    """The rules' view of a run at ``now``."""
+    exhausted = run.exhausted_limit if run.state == Run.State.NEEDS_BUDGET else ""
+    return rules.RunScope(
+        usd=run.budget_nanos,
+        tokens=run.budget_tokens,
+        seconds=run.budget_seconds,
+        hard_cap=run.hard_cap,
+        spent=run.spent_nanos,
+        spent_tokens=run.spent_tokens,
+        elapsed=elapsed_seconds(run, now),
+        held=held_of(run, now) if held is None else held,
+        exhausted=exhausted or None,
+    )
+
+
+def run_for_check(persona: Persona, run_id: str) -> Run:
+    """The run a check names: 404 ``run.not_found``, 409 ``run.closed``."""
+    run = find_run(persona, run_id)
+    if run.state == Run.State.CLOSED:
+        raise run_closed(run)
+    return run
+
+
+def check_outcome(run: Run, scope: rules.RunScope) -> dict[str, Any]:
+    """The ``run`` object of a check's answer: its state and what it may still use."""
+    room = scope.headroom()
+    usd, seconds = room["usd"], room["seconds"]
+    return {
+        "id": run.run_id,
+        "state": run.state,
+        "remaining": {
+            "usd": None if usd is None else usd_number(int(usd)),
+            "tokens": room["tokens"],
+            "seconds": None if seconds is None else _seconds_number(float(seconds)),
+        },
+    }
+
+
+def after_check(
+    run: Run, verdict: rules.Verdict, scope: rules.RunScope, *, actor: str, now: dt.datetime
+) -> None:
+    """A check refused by one of the run's own limits parks the run in needs_budget.
+
+    Exactly once, however many checks are refused at the same moment: the state changes
+    by an UPDATE conditional on "active", and only the check whose UPDATE changed the row
+    writes the checkpoint (and the ``run.exhausted`` event). Runs in the caller's
+    transaction when there is one (a reserve), else in its own.
+    """
+    if verdict.allowed or verdict.scope != "run" or verdict.limit not in rules.RUN_LIMITS:
+        return
+    if run.state != Run.State.ACTIVE:
+        return
+    limit = str(verdict.limit)
+    with transaction.atomic():
+        changed = Run.objects.filter(pk=run.pk, state=Run.State.ACTIVE).update(
+            state=Run.State.NEEDS_BUDGET, exhausted_limit=limit
+        )
+        if not changed:
+            return
+        run.state, run.exhausted_limit = Run.State.NEEDS_BUDGET, limit
+        source = limit.removeprefix("run_")
+        remaining = check_outcome(run, scope)["remaining"]
+        _checkpoint(
+            run,
+            RunCheckpoint.Kind.EXHAUSTED,
+            actor=actor,
+            now=now,
+            details={"limit": limit, "source": source, "remaining": remaining},
+        )
+
+
+# ---------------------------------------------------------------------------------------
 # charges
 
 
@@ -438,18 +515,10 @@ class Gauge:
     status: str  # none | ok | warn | exceeded
 
 
-def _gauge_status(budget: float | None, used: float) -> str:
-    # A run has no warn_at of its own: the persona default (80 %) marks the warn line.
-    if budget is None:
-        return "none"
-    if used >= budget:
-        return "exceeded"
-    return "warn" if used >= 0.8 * budget else "ok"
-
-
 def gauges(run: Run, now: dt.datetime) -> list[Gauge]:
     """USD, tokens and wall-clock time of a run: used, budget, share and status."""
     seconds = elapsed_seconds(run, now)
+    statuses = run_scope(run, now, held=0).statuses()
     rows: list[tuple[str, str, float, float | None, str, str | None]] = [
         (
             "usd",
@@ -482,7 +551,7 @@ def gauges(run: Run, now: dt.datetime) -> list[Gauge]:
             percent = 0.0
         else:
             percent = 100.0 if budget == 0 else min(100.0, 100.0 * used / budget)
-        out.append(Gauge(kind, label, used_text, budget_text, percent, _gauge_status(budget, used)))
+        out.append(Gauge(kind, label, used_text, budget_text, percent, statuses[kind]))
     return out
 
 

@@ -103,9 +103,20 @@ def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetS
 # check
 
 
-def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> rules.Verdict:
-    """hal0's rules for one persona (the rules module with a single persona scope)."""
-    return rules.decide([persona_scope(spec, spend, held)], rules.Estimate(nanos=estimate))
+def evaluate(
+    spec: BudgetSpec,
+    spend: WindowSpend,
+    held: int,
+    estimate: int,
+    *,
+    run: rules.RunScope | None = None,
+) -> rules.Verdict:
+    """hal0's rules for one persona (the rules module with a single persona scope), after
+    the run's own limits when the check names a run."""
+    # A check without token counts estimates one token (DESIGN.md section 6).
+    tokens = 0 if run is None else 1
+    scopes = [persona_scope(spec, spend, held)]
+    return rules.decide(scopes, rules.Estimate(nanos=estimate, tokens=tokens), run=run)
 
 
 def _lock(persona: Persona) -> Persona:
@@ -133,6 +144,7 @@ def budget_check(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold.
 
@@ -142,10 +154,19 @@ def budget_check(
     now = now or timezone.now()
     if not reserve:
         # Read-only: no lock, so checks never queue behind charges.
-        return _check(persona, estimate_nanos, now, reserve=False)
+        return _check(persona, estimate_nanos, now, reserve=False, actor=actor, run_id=run_id)
     with transaction.atomic():
         row = _lock(persona)
-        return _check(row, estimate_nanos, now, reserve=True, ttl=hold_ttl_s, actor=actor, key=key)
+        return _check(
+            row,
+            estimate_nanos,
+            now,
+            reserve=True,
+            ttl=hold_ttl_s,
+            actor=actor,
+            key=key,
+            run_id=run_id,
+        )
 
 
 def budget_check_by_id(
@@ -158,6 +179,7 @@ def budget_check_by_id(
     actor: str = "",
     now: dt.datetime | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """``budget_check`` for the persona with these ids, as the API asks it.
 
@@ -176,10 +198,13 @@ def budget_check_by_id(
             actor=actor,
             now=now,
             key=key,
+            run_id=run_id,
         )
     persona, spend = find_persona_with_spend(agent_id, persona_id, now)
     _require_caps(persona)
-    return _check(persona, estimate_nanos, now, reserve=False, spend_held=spend)
+    return _check(
+        persona, estimate_nanos, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
+    )
 
 
 def _check(
@@ -192,12 +217,16 @@ def _check(
     actor: str = "",
     spend_held: tuple[WindowSpend, int] | None = None,
     key: idempotent.ReserveKey | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
+    # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
+    run = None if run_id is None else runs.run_for_check(persona, run_id)
+    run_scope = None if run is None else runs.run_scope(run, now)
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
-    verdict = evaluate(spec, spend, held, estimate)
+    verdict = evaluate(spec, spend, held, estimate, run=run_scope)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -210,6 +239,12 @@ def _check(
         replay = idempotent.replay_refused(persona, key)
         if replay is not None:
             return replay
+    if run is not None and run_scope is not None:
+        out["scope"] = verdict.scope
+        # A refusal by the run's own limit parks it in needs_budget (once), before the
+        # answer says which state it is in.
+        runs.after_check(run, verdict, run_scope, actor=actor, now=now)
+        out["run"] = runs.check_outcome(run, run_scope)
     if reserve and verdict.allowed:
         if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
             # Reached only without a hard lifetime cap (one would block first): the holds'
@@ -228,6 +263,7 @@ def _check(
             created_at=now,
             expires_at=now + dt.timedelta(seconds=seconds),
             actor=actor[:200],
+            run=run,  # reserves against the run's budget too
         )
         out["hold"] = _hold_json(hold)
         return idempotent.take_hold(hold, out, key)
@@ -250,20 +286,29 @@ def charge_body_sha256(
     *,
     surface: str,
     model: str,
-    cost_nanos: int,
+    cost_nanos: int | None,
     request_id: str,
     hold_id: str | None,
     input_tokens: int | None,
     output_tokens: int | None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
     run_id: str | None = None,
 ) -> str:
-    """Fingerprint of what a charge says, to tell a replay from a conflicting reuse."""
-    canonical = json.dumps(
-        [surface, model, cost_nanos, request_id, hold_id, input_tokens, output_tokens]
-        # Only when set, so the charges recorded before runs keep their fingerprint.
-        + ([run_id] if run_id is not None else []),
-        separators=(",", ":"),
-    )
+    """Fingerprint of what a charge says, to tell a replay from a conflicting reuse.
+
+    ``cost_nanos`` is the cost the client sent (``None`` when it sent tokens only), not
+    a computed one: a price edit between a charge and its retry is still a replay.
+    """
+    fields: list[Any] = [surface, model, cost_nanos, request_id, hold_id]
+    fields += [input_tokens, output_tokens]
+    # The later fields only when set, so the charges recorded before them keep their
+    # fingerprint (each adds a different number of entries: no two bodies collide).
+    if cost_nanos is None or cache_read_tokens is not None or cache_write_tokens is not None:
+        fields += [cache_read_tokens, cache_write_tokens]
+    if run_id is not None:
+        fields.append(run_id)
+    canonical = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -312,16 +357,24 @@ def budget_charge(
     persona: Persona,
     surface: str,
     model: str,
-    cost_nanos: int,
+    cost_nanos: int | None,
     request_id: str,
     hold_id: str | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    cost_source: str = Charge.CostSource.REPORTED,
+    price_version: str = "",
     run_id: str | None = None,
     actor: str = "",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Record money already spent. Never refused for being over a cap, nor for its hold.
+
+    ``cost_nanos`` is what the client reported, or what budgets.prices computed from its
+    tokens (``cost_source`` says which), or ``None``: tokens of a model nobody prices,
+    recorded all the same and counted as unpriced, never as $0.00.
 
     With ``hold_id`` an active hold of this persona is settled; a hold that is settled or
     released already, or is not this persona's, is left alone and the charge is recorded
@@ -334,13 +387,16 @@ def budget_charge(
     body_sha = charge_body_sha256(
         surface=surface,
         model=model,
-        cost_nanos=cost_nanos,
+        cost_nanos=cost_nanos if cost_source == Charge.CostSource.REPORTED else None,
         request_id=request_id,
         hold_id=hold_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
         run_id=run_id,
     )
+    spent = cost_nanos or 0
     tokens = (input_tokens or 0) + (output_tokens or 0)
     with transaction.atomic():
         row = _lock(persona)
@@ -357,9 +413,9 @@ def budget_charge(
         w = windows_at(row.effective_timezone, now)
         spend, held = spend_and_held(row, w, now)
         after = WindowSpend(
-            day=spend.day + cost_nanos,
-            month=spend.month + cost_nanos,
-            lifetime=spend.lifetime + cost_nanos,
+            day=spend.day + spent,
+            month=spend.month + spent,
+            lifetime=spend.lifetime + spent,
         )
         if settles and hold is not None and hold.expires_at > now:
             held -= hold.amount_nanos
@@ -378,14 +434,15 @@ def budget_charge(
             "ts": iso(now),
             "surface": surface,
             "model": model,
-            "cost_usd": usd_number(cost_nanos),
+            "cost_usd": None if cost_nanos is None else usd_number(cost_nanos),
             "request_id": request_id,
+            "cost_source": str(cost_source),
         }
         if hold_id is not None:
             # Part of the stored answer, so a replay says what the first charge did.
             response["hold"] = _hold_outcome(hold_id, hold, settles)
         if run_id is not None or run is not None:
-            response["run"] = runs.charge_outcome(run_id, run, cost_nanos, tokens, now)
+            response["run"] = runs.charge_outcome(run_id, run, spent, tokens, now)
         # Idempotency by the unique (persona, request_id) constraint, inside this
         # transaction: the insert does nothing when the request_id is taken (ON CONFLICT
         # DO NOTHING; no savepoint needed, the transaction stays usable).
@@ -400,6 +457,10 @@ def budget_charge(
                     "request_id": request_id,
                     "input_tokens": input_tokens,
                     "output_tokens": output_tokens,
+                    "cache_read_tokens": cache_read_tokens,
+                    "cache_write_tokens": cache_write_tokens,
+                    "cost_source": str(cost_source),
+                    "price_version": price_version,
                     "hold": hold if settles else None,
                     "run": run,
                     "actor": actor[:200],
@@ -429,7 +490,7 @@ def budget_charge(
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
         if run is not None:
-            runs.bump(run, cost_nanos, tokens)
+            runs.bump(run, spent, tokens)
         if settles and hold is not None:
             # Under the persona's lock: the first charge to name an active hold settles it,
             # every later one finds it resolved and leaves it alone.

@@ -40,3 +40,25 @@ def usd(nanos: int | None) -> str | SafeString:
 @register.filter
 def usd_plain(nanos: int | None) -> str:
     return format_usd(nanos)
+
+
+def format_cents(nanos: int) -> str:
+    """``$12.35``: rounded to the cent for KPIs, banners and gauges (half away from zero);
+    an amount under half a cent but not zero reads ``<$0.01``, never ``$0.00``."""
+    value = to_decimal(nanos)
+    if value and abs(value) < Decimal("0.005"):
+        return "<$0.01" if value > 0 else "-<$0.01"
+    rounded = value.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${abs(rounded):,}"
+
+
+@register.filter
+def cents(nanos: int | None) -> str | SafeString:
+    """A KPI amount in cents with the exact figure in its title (shown on hover)."""
+    if nanos is None:
+        return format_html('<span class="hal0-not-recorded">{}</span>', NOT_RECORDED)
+    short, exact = format_cents(nanos), format_usd(nanos)
+    if short == exact:
+        return short
+    return format_html('<span title="{}">{}</span>', exact, short)

@@ -129,9 +129,49 @@ def test_filtering_by_persona_and_date(staff_client: Client, charges: list[Charg
     assert len(response.context["cl"].result_list) == 0
 
 
-def test_search_is_an_exact_request_id_match(staff_client: Client, charges: list[Charge]) -> None:
-    response = staff_client.get(f"{LIST}?q=req-unpr")
+def test_search_takes_an_exact_request_id_or_its_first_characters(
+    staff_client: Client, charges: list[Charge]
+) -> None:
+    found = staff_client.get(f"{LIST}?q=req-unpr").context["cl"].result_list
+    assert [c.request_id for c in found] == ["req-unpriced"]
+    # Not a substring search: the middle of an id finds nothing.
+    assert len(staff_client.get(f"{LIST}?q=unpriced").context["cl"].result_list) == 0
+    # Under four characters a term is an exact id only (a prefix would match too much).
+    assert len(staff_client.get(f"{LIST}?q=req").context["cl"].result_list) == 0
+
+
+def test_the_total_covers_every_filtered_row_and_says_what_was_not_recorded(
+    staff_client: Client, charges: list[Charge]
+) -> None:
+    coder = charges[0].persona
+    for query, rows in [
+        ("", charges),
+        (f"persona__id__exact={coder.pk}", [c for c in charges if c.persona_id == coder.pk]),
+        ("surface=local", [c for c in charges if c.surface == "local"]),
+        ("source=api", charges),  # not a rollup key: summed from the rows
+        ("q=req-unpriced", [c for c in charges if c.request_id == "req-unpriced"]),
+    ]:
+        response = staff_client.get(f"{LIST}?{query}")
+        total = response.context["ledger_total"]
+        assert total.cost_nanos == sum(c.cost_nanos or 0 for c in rows), query
+        assert total.charges == len(rows), query
+        assert total.unpriced == sum(c.cost_nanos is None for c in rows), query
+    assert 'id="hal0-ledger-total"' in staff_client.get(LIST).content.decode()
+
+
+def test_a_custom_date_range_is_inclusive_of_its_last_day(
+    staff_client: Client, charges: list[Charge]
+) -> None:
+    day = charges[0].ts.astimezone(dt.UTC).date()
+    same_day = f"{LIST}?from_day={day}&to_day={day}"
+    response = staff_client.get(same_day)
+    assert len(response.context["cl"].result_list) == len(charges)
+    assert response.context["ledger_total"].charges == len(charges)
+    before = day - dt.timedelta(days=1)
+    response = staff_client.get(f"{LIST}?from_day={before}&to_day={before}")
     assert len(response.context["cl"].result_list) == 0
+    assert response.context["ledger_total"].charges == 0
+    assert 'id="hal0-ledger-range"' in response.content.decode()
 
 
 def test_the_filter_sidebar_offers_surfaces_and_models_seen_recently(

@@ -367,7 +367,9 @@ def test_a_charge_is_recorded_answered_and_mirrored_to_the_ledger_file(
         body = ok(post(client, "charge", body_sent))
     assert body["recorded"] is True
     assert {k: body["row"][k] for k in ("surface", "model", "cost_usd", "request_id")} == body_sent
-    assert set(body["row"]) == {"ts", "surface", "model", "cost_usd", "request_id"}
+    # hal0's row, plus where the cost came from (extension, docs/api.md "Pricing").
+    assert set(body["row"]) == {"ts", "surface", "model", "cost_usd", "request_id", "cost_source"}
+    assert body["row"]["cost_source"] == "reported"
     # Exact numbers, not "approximately": 10 - 0.42 is 9.58 on the wire.
     assert body["spend"] == {"today_usd": 0.42, "mtd_usd": 0.42, "lifetime_usd": 0.42}
     assert body["remaining"] == {"daily_usd": 9.58}

@@ -359,6 +359,7 @@ def test_a_ledger_line_says_what_the_charge_answered(
         "model": "claude-3.7",
         "cost_usd": 0.0421,
         "request_id": "req-1",
+        "cost_source": "reported",
     }
 
 

@@ -176,6 +176,25 @@ def test_documented_response_shapes_match_what_the_api_answers(
                 format="json",
             ),
         ),
+        (
+            "post",
+            base + "/check",
+            api_client.post(
+                url + "/check",
+                {"model": "gpt-4o", "surface": "openai", "input_tokens": 9, "max_output_tokens": 9},
+                format="json",
+            ),
+        ),
+        (
+            "post",
+            base + "/charge",
+            api_client.post(
+                url + "/charge",
+                {"surface": "openai", "model": "gpt-4o", "input_tokens": 9, "request_id": "r3"},
+                format="json",
+            ),
+        ),
+        ("get", "/api/prices", api_client.get("/api/prices", {"model": "gemini-2.5-pro"})),
     ]
     for method, path, response in calls:
         assert response.status_code == 200, response.content
@@ -183,3 +202,26 @@ def test_documented_response_shapes_match_what_the_api_answers(
         body = response.json()
         assert set(component.get("required", [])) <= set(body), path
         assert set(body) <= set(component["properties"]), path
+
+
+def test_the_pricing_fields_are_documented_with_their_constraints(schema: dict[str, Any]) -> None:
+    components = schema["components"]["schemas"]
+    check = components["CheckRequest"]["properties"]
+    charge = components["ChargeRequest"]["properties"]
+    row = components["ChargeRow"]["properties"]
+    prices = schema["paths"]["/api/prices"]["get"]
+
+    for body, keys in ((check, ("input_tokens", "max_output_tokens")), (charge, TOKENS)):
+        for key in keys:
+            assert (body[key]["minimum"], body[key]["maximum"]) == (0, 2**31 - 1), key
+    assert "estimated_cost_usd" not in components["CheckRequest"].get("required", [])
+    assert "cost_usd" not in components["ChargeRequest"].get("required", [])
+    assert check["model"]["maxLength"] == 200
+    assert row["cost_source"]["allOf"] == [{"$ref": "#/components/schemas/CostSourceEnum"}]
+    assert components["CostSourceEnum"]["enum"] == ["reported", "catalogue", "override", "unpriced"]
+    assert components["EstimateSourceEnum"]["enum"] == ["client", "catalogue", "override"]
+    assert [p["name"] for p in prices["parameters"]] == ["model", "surface"]
+    assert set(prices["responses"]) >= {"200", "400", "404"}
+
+
+TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

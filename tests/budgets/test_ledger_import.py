@@ -200,3 +200,85 @@ def test_it_refuses_a_missing_file_without_showing_its_path(
         run_import(tmp_path / "nope" / "spend.jsonl")
     assert "no such file" in str(exc.value)
     assert str(tmp_path) not in str(exc.value)
+
+
+def test_a_line_of_our_own_mirror_keeps_its_tokens_and_cost_source(
+    persona: Persona, tmp_path: Path
+) -> None:
+    source = write(
+        tmp_path / "spend.jsonl",
+        [
+            hal0_line(
+                1,
+                cost_usd=0.0456,
+                input_tokens=20_000,
+                output_tokens=1_000,
+                cache_read_tokens=12_000,
+                cache_write_tokens=4_000,
+                cost_source="catalogue",
+                price_version="genai-prices 0.2.3",
+            ),
+            hal0_line(2, cost_usd=None, input_tokens=5, cost_source="unpriced"),
+            hal0_line(3, cost_usd=None),
+        ],
+    )
+
+    assert run_import(source).strip().endswith("imported 3, skipped 0 already present, malformed 0")
+
+    priced, unpriced, unknown = Charge.objects.filter(persona=persona).order_by("id")
+    assert (priced.cost_nanos, priced.cost_source, priced.price_version) == (
+        45_600_000,
+        "catalogue",
+        "genai-prices 0.2.3",
+    )
+    assert (priced.cache_read_tokens, priced.cache_write_tokens) == (12_000, 4_000)
+    assert (unpriced.cost_nanos, unpriced.cost_source) == (None, "unpriced")
+    # A hal0 line without a cost is unpriced too: never $0.00.
+    assert (unknown.cost_nanos, unknown.cost_source) == (None, "unpriced")
+    assert reconcile.verify_persona(persona).ok
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"cost_source": "unpriced"}, "cost_source must be one of"),
+        ({"cost_usd": None, "cost_source": "catalogue"}, "with no cost_usd"),
+        ({"cache_read_tokens": -1}, "cache_read_tokens must be a whole number"),
+        ({"price_version": 3}, "price_version must be a string"),
+    ],
+)
+def test_inconsistent_pricing_fields_make_a_line_malformed(
+    persona: Persona, tmp_path: Path, overrides: dict[str, Any], reason: str
+) -> None:
+    source = write(tmp_path / "spend.jsonl", [hal0_line(1, **overrides)])
+
+    out = run_import(source)
+
+    assert "malformed 1" in out
+    assert reason in out
+
+
+def test_importing_an_older_line_again_keeps_its_import_key(
+    persona: Persona, tmp_path: Path
+) -> None:
+    from budgets.ledger.importer import import_key
+
+    fields = {
+        "ts": __import__("datetime").datetime(2025, 2, 1, tzinfo=__import__("datetime").UTC),
+        "surface": "s",
+        "model": "m",
+        "cost_nanos": 1,
+        "request_id": "r",
+        "input_tokens": None,
+        "output_tokens": None,
+    }
+    with_defaults = {
+        **fields,
+        "cost_source": "reported",
+        "price_version": "",
+        "cache_read_tokens": None,
+        "cache_write_tokens": None,
+    }
+
+    # Lines imported before the pricing fields existed are recognised as already present.
+    assert import_key(with_defaults) == import_key(fields)

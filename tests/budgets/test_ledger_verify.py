@@ -10,7 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from budgets.ledger import mirror
+from budgets.ledger import mirror, reconcile
+from hal0.money import usd_number
 from tests.budgets.ledger_support import make_persona, path_of, record
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +164,36 @@ def test_it_refuses_an_unknown_or_invalid_selection(args: list[str]) -> None:
     make_persona()
     with pytest.raises(CommandError):
         call_command("ledger", "verify", *args, stdout=io.StringIO())
+
+
+def test_a_mirror_written_before_prices_existed_stays_in_step() -> None:
+    persona = make_persona("hermes", "legacy")
+    (charge,) = record(persona, 1)
+    # The line exactly as the service wrote it before charges had a cost_source.
+    old_line = {
+        "seq": charge.pk,
+        "ts": mirror.iso_utc(charge.ts),
+        "agent_id": "hermes",
+        "persona_id": "legacy",
+        "surface": charge.surface,
+        "model": charge.model,
+        "cost_usd": usd_number(charge.cost_nanos or 0),
+        "request_id": charge.request_id,
+        "input_tokens": charge.input_tokens,
+    }
+    path_of(persona).write_bytes(mirror.encode_line(old_line))
+
+    assert reconcile.verify_persona(persona).ok
+
+
+def test_a_priced_charge_whose_line_lost_its_cost_source_is_a_mismatch() -> None:
+    persona = make_persona("hermes", "priced")
+    (charge,) = record(
+        persona, 1, cost_source="catalogue", price_version="genai-prices 0.2.3", input_tokens=9
+    )
+    line = mirror.charge_line(charge, agent_id="hermes", persona_id="priced")
+    assert line["cost_source"] == "catalogue"
+    del line["cost_source"]
+    path_of(persona).write_bytes(mirror.encode_line(line))
+
+    assert reconcile.verify_persona(persona).counts["mismatched"] == 1
