@@ -175,8 +175,6 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
     resets_at = ResetsAtSerializer(help_text="extension")
 
 
-
-
 def _tokens(help_text: str, **kwargs: Any) -> serializers.IntegerField:
     return serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_TOKENS, help_text=help_text, **kwargs
