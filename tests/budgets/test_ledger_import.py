@@ -252,7 +252,7 @@ def test_inconsistent_pricing_fields_make_a_line_malformed(
 ) -> None:
     source = write(tmp_path / "spend.jsonl", [hal0_line(1, **overrides)])
 
-    out = run_import(source)
+    out, _ = run_import_failing(source)
 
     assert "malformed 1" in out
     assert reason in out
