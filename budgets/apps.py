@@ -12,6 +12,12 @@ class BudgetsConfig(AppConfig):
     name = "budgets"
     verbose_name = "Budgets and ledger"
 
+    def ready(self) -> None:
+        # Cap changes audited by personas become budget.changed events (budgets/events).
+        from budgets.events import hooks
+
+        hooks.connect()
+
 
 class Hal0AdminConfig(admin_apps.AdminConfig):
     """Django's admin on hal0's site (``budgets.admin.site.Hal0AdminSite``).

@@ -253,6 +253,23 @@ class ApiKey(AbstractAPIKey):
 
 
 # The events package keeps its rows beside its code; importing them here registers them.
-from budgets.events.models import WorkerHeartbeat  # noqa: E402
+from budgets.events.models import (  # noqa: E402
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    WebhookEndpoint,
+    WorkerHeartbeat,
+)
 
-__all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "SpendCounter", "WorkerHeartbeat"]
+__all__ = [
+    "ApiKey",
+    "Charge",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "Hold",
+    "LedgerIsAppendOnly",
+    "SpendCounter",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
+]

@@ -357,6 +357,11 @@ def decide(scopes: Sequence[Scope], estimate: Estimate, *, run: RunScope | None 
 # Runs: one task's budget in USD, tokens and wall-clock seconds (DESIGN.md section 11)
 
 RUN_LIMITS = ("run_usd", "run_tokens", "run_seconds")
+RUN_LIMIT_LABELS = {
+    "run_usd": "USD budget",
+    "run_tokens": "token budget",
+    "run_seconds": "time budget",
+}
 
 
 @dataclass(frozen=True)
@@ -424,9 +429,10 @@ def run_breaches(run: RunScope, estimate: Estimate) -> list[Breach]:
     headroom).
     """
     if run.exhausted is not None:
+        what = RUN_LIMIT_LABELS.get(run.exhausted, "budget")
         reason = (
-            f"the run needs more budget: its {run.exhausted} ran out; no call is allowed "
-            "until an operator extends it"
+            f"the run needs more budget: its {what} ran out; no call is allowed until an "
+            "operator extends it"
         )
         return [Breach("run", run.exhausted, reason, True)]
     room = run.headroom()

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from budgets import openapi as doc
 from budgets.auth import actor_of
 from budgets.limits import MAX_TEXT, MAX_TOKENS
+from budgets.monitoring import metrics
 from budgets.prices import quote
 from budgets.prices.rates import Usage
 from budgets.services import (
@@ -197,6 +198,7 @@ class CheckView(APIView):
             key=reserve_key(body, request_id) if reserve else None,
             run_id=run_id,
         )
+        metrics.check_answered(result["decision"])
         result["estimate"] = estimate.to_json()
         return Response(result)
 

@@ -50,6 +50,20 @@ HAL0_WORKER_BEAT_S = env.float("HAL0_WORKER_BEAT_S", default=10.0)
 HAL0_WORKER_STALE_S = env.float("HAL0_WORKER_STALE_S", default=60.0)
 # Off: /readyz ignores the worker (web nodes stay in the load balancer while it is down).
 HAL0_READY_REQUIRES_WORKER = env.bool("HAL0_READY_REQUIRES_WORKER", default=True)
+# Addresses or networks that may read /metrics without a key (default none: an operator
+# key is needed; behind a reverse proxy every client has the proxy's address).
+HAL0_METRICS_ALLOW = env.list("HAL0_METRICS_ALLOW", default=[])
+# Webhook delivery (docs/alerts.md): request timeout, how long a claimed delivery stays
+# with its worker, the backoff between attempts (full jitter, doubling from BASE up to
+# MAX), how long to keep trying after the event, and deliveries claimed per turn.
+HAL0_WEBHOOK_TIMEOUT_S = env.float("HAL0_WEBHOOK_TIMEOUT_S", default=10.0)
+HAL0_WEBHOOK_LEASE_S = env.float("HAL0_WEBHOOK_LEASE_S", default=60.0)
+HAL0_WEBHOOK_BACKOFF_BASE_S = env.float("HAL0_WEBHOOK_BACKOFF_BASE_S", default=5.0)
+HAL0_WEBHOOK_BACKOFF_MAX_S = env.float("HAL0_WEBHOOK_BACKOFF_MAX_S", default=3600.0)
+HAL0_WEBHOOK_RETRY_FOR_S = env.float("HAL0_WEBHOOK_RETRY_FOR_S", default=86_400.0)
+HAL0_WEBHOOK_BATCH = env.int("HAL0_WEBHOOK_BATCH", default=20)
+# An endpoint with this many failed attempts in a row shows as failing in the admin.
+HAL0_WEBHOOK_FAILING_AFTER = env.int("HAL0_WEBHOOK_FAILING_AFTER", default=3)
 # API keys are required unless an operator explicitly runs an open local service.
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
@@ -71,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times the whole chain (Prometheus: docs/alerts.md).
+    "budgets.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -18,6 +18,7 @@ urlpatterns = [
     # Probes for load balancers and orchestrators (docs/alerts.md): no key, no session.
     path("healthz", monitoring.healthz, name="healthz"),
     path("readyz", monitoring.readyz, name="readyz"),
+    path("metrics", monitoring.metrics, name="metrics"),
     path("api/", include("personas.urls")),
     path("api/", include("budgets.urls")),
     path("api/schema/", SpectacularAPIView.as_view(**_public), name="api-schema"),

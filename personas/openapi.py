@@ -45,6 +45,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "hold.conflict": (409, "reserve: request_id already took a hold with a different body"),
     "hold.not_found": (404, "release: no such hold for this persona"),
     "hold.resolved": (409, "release: the hold was already settled or released"),
+    "events.invalid_query": (400, "after or limit is not a whole number in range"),
     "price.unknown": (
         400,
         "check: no estimated_cost_usd and no price for the model on this surface (the "

@@ -70,3 +70,52 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, every: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout} s waiting for {predicate}")
         time.sleep(every)
+
+
+class Gunicorn:
+    """``gunicorn hal0.wsgi`` with ``workers`` processes on a free port, this test's
+    database and data folder; ``url`` once it answers ``/healthz``."""
+
+    def __init__(self, data_dir: Path, *, workers: int = 2, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "hal0.wsgi",
+                "-c",
+                str(ROOT / "hal0" / "gunicorn.conf.py"),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=child_env(data_dir, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self) -> Gunicorn:
+        import urllib.request
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {self.process.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:  # noqa: S310
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(up, timeout=60, every=0.2)
+        return self
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

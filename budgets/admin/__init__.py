@@ -7,9 +7,10 @@ index or a bounded sample, and a date hierarchy that does not scan the table.
 
 The modules: ``base`` (the capped paginator and the read-only admin), ``charges`` (the
 ledger), ``export`` (its CSV export), ``holds``, ``keys`` (API keys), ``runs`` (runs with
-their gauges, extend and close), ``pause`` (the stop switch's button) and ``spend`` (agents
-and personas with their spend). Importing this package registers them all, in that order:
-``spend`` replaces the registrations of ``personas.admin``.
+their gauges, extend and close), ``pause`` (the stop switch's button), ``spend`` (agents
+and personas with their spend) and ``webhooks`` (endpoints, deliveries, events).
+Importing this package registers them all, in that order: ``spend`` replaces the
+registrations of ``personas.admin``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from budgets.admin.holds import HoldAdmin, HoldStatusFilter, hold_status
 from budgets.admin.keys import ApiKeyAddForm, ApiKeyAdmin, ApiKeyScopeFilter
 from budgets.admin.runs import RunAdmin
 from budgets.admin.spend import SpendAgentAdmin, SpendPersonaAdmin, SpendPersonaInline
+from budgets.admin.webhooks import DeliveryAdmin, EventAdmin, WebhookEndpointAdmin
 
 __all__ = [
     "CSV_COLUMNS",
@@ -36,6 +38,8 @@ __all__ = [
     "CappedCountPaginator",
     "ChargeAdmin",
     "DateFilter",
+    "DeliveryAdmin",
+    "EventAdmin",
     "HoldAdmin",
     "HoldStatusFilter",
     "ModelFilter",
@@ -46,6 +50,7 @@ __all__ = [
     "SpendPersonaAdmin",
     "SpendPersonaInline",
     "SurfaceFilter",
+    "WebhookEndpointAdmin",
     "csv_rows",
     "hold_status",
 ]

@@ -37,6 +37,15 @@ class Hal0AdminSite(admin.AdminSite):
                     model["name"] = name
         return apps
 
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # Webhook endpoints that keep failing, so an operator sees alerts are not leaving.
+        from django.conf import settings
+
+        from budgets.events.endpoints import failing_endpoints
+
+        failing = failing_endpoints(settings.HAL0_WEBHOOK_FAILING_AFTER)
+        return super().index(request, {**(extra_context or {}), "failing_webhooks": failing})
+
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [
             path("spend/", self.admin_view(self.spend_view), name="spend"),

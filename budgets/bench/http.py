@@ -124,6 +124,9 @@ class Gunicorn:
             "-m",
             "gunicorn",
             "hal0.wsgi:application",
+            # The production configuration (Prometheus multiprocess mode, docs/alerts.md).
+            "--config",
+            str(settings.BASE_DIR / "hal0" / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",

@@ -58,7 +58,9 @@ def prune_heartbeats(now: dt.datetime) -> int:
 
 
 def default_jobs() -> Sequence[Job]:
-    return ()
+    from budgets.events import delivery
+
+    return (delivery.deliver_due,)
 
 
 def run_once(worker_id: str, jobs: Sequence[Job] | None = None) -> int:

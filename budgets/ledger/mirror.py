@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from budgets.monitoring import metrics
 from hal0.money import usd_number
 from personas.ids import is_valid_id
 
@@ -320,6 +321,7 @@ def append(charges: Sequence[Charge]) -> None:
             with locked(path) as fd:
                 write_lines(fd, lines)
         except (OSError, MirrorPathError) as exc:
+            metrics.mirror_append_failed(len(items))
             log.warning(
                 "ledger mirror: append failed for %s/%s seq %s (%d lines): %s; "
                 "the charges are recorded; run `manage.py ledger repair`",
@@ -330,6 +332,7 @@ def append(charges: Sequence[Charge]) -> None:
                 exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__,
             )
         except Exception:
+            metrics.mirror_append_failed(len(items))
             log.exception(
                 "ledger mirror: append failed for %s/%s seq %s", agent_id, persona_id, seqs
             )

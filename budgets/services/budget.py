@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from budgets import rules
+from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.runs import services as runs
@@ -227,6 +228,8 @@ def _check(
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
     verdict = evaluate(spec, spend, held, estimate, run=run_scope)
+    if not verdict.allowed:
+        events.after_refused_check(persona=persona, verdict=verdict, now=now)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,
@@ -489,6 +492,7 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
+        events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
         if run is not None:
             runs.bump(run, spent, tokens)
         if settles and hold is not None:

@@ -99,7 +99,10 @@ def test_a_run_is_refused_past_its_usd_budget_and_parks_in_needs_budget(
     # Parked: even a call that would fit is refused until an operator extends the run.
     parked = check(client, 0.01).json()
     assert (parked["allowed"], parked["limit"], parked["scope"]) == (False, "run_usd", "run")
-    assert "needs more budget" in parked["reason"]
+    assert parked["reason"] == (
+        "the run needs more budget: its USD budget ran out; no call is allowed until an "
+        "operator extends it"
+    )
 
 
 def test_a_run_is_refused_past_its_token_budget(client: APIClient) -> None:

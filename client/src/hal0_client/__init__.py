@@ -26,6 +26,7 @@ from hal0_client.results import (
     Release,
     Usage,
 )
+from hal0_client.runs import Run, RunAmounts, RunInfo, new_run_id
 from hal0_client.usage import StreamUsage, extract_usage, usage_from_stream
 
 __version__ = "0.1.0"
@@ -42,6 +43,9 @@ __all__ = [
     "GuardedCall",
     "Hold",
     "Release",
+    "Run",
+    "RunAmounts",
+    "RunInfo",
     "SpendClient",
     "SpendError",
     "SpendUnavailable",
@@ -50,5 +54,6 @@ __all__ = [
     "UsageNotFound",
     "extract_usage",
     "new_request_id",
+    "new_run_id",
     "usage_from_stream",
 ]

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from hal0_client.errors import ApiError, BudgetExceeded, SpendError, SpendUnavailable
 from hal0_client.results import Budget, ChargeResult, CheckResult, Release, Usage, timestamp
+from hal0_client.runs import Run, RunInfo, new_run_id
 from hal0_client.transport import Transport
 from hal0_client.usage import StreamUsage, extract_usage
 
@@ -172,6 +173,42 @@ class SpendClient:
     def budget(self) -> Budget:
         """Caps, spend per window, headroom, held amount, status, next resets."""
         return Budget.from_json(self._http.request("GET", self._base))
+
+    # -----------------------------------------------------------------------------------
+    # runs (hal0_client.runs)
+
+    def run(
+        self,
+        *,
+        label: str = "",
+        budget_usd: Number | None = None,
+        budget_tokens: int | None = None,
+        budget_seconds: int | None = None,
+        hard_cap: bool | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Start a run with its own budget; its ``guard()`` calls carry its id.
+
+        A run id is made here when none is given, so a retried create finds the run the
+        first attempt made (the same id and body answer the same run).
+        """
+        body = _put(
+            {"run_id": run_id or new_run_id()},
+            label=label or None,
+            budget_usd=budget_usd,
+            budget_tokens=budget_tokens,
+            budget_seconds=budget_seconds,
+            hard_cap=hard_cap,
+        )
+        return Run(self, RunInfo.from_json(self._http.request("POST", self._runs_path(), body)))
+
+    def get_run(self, run_id: str) -> Run:
+        """A handle on an existing run of this persona (e.g. after a restart)."""
+        return Run(self, RunInfo.from_json(self._http.request("GET", self._runs_path(run_id))))
+
+    def _runs_path(self, run_id: str | None = None) -> str:
+        path = self._base.removesuffix("/budget") + "/runs"
+        return path if run_id is None else f"{path}/{quote(run_id, safe='')}"
 
     # -----------------------------------------------------------------------------------
     # the guard

@@ -74,11 +74,13 @@ class Transport:
         body: Mapping[str, Any] | None = None,
         *,
         accept_on_retry: Callable[[ApiError], dict[str, Any] | None] | None = None,
+        once: bool = False,
     ) -> dict[str, Any]:
         """Send, retrying what is safe; the answer's JSON object.
 
         ``accept_on_retry``: for an error answered to a retry (not to the first attempt),
         may turn it into a success (a release whose first attempt did go through).
+        ``once``: a request that is not idempotent (a run's extension adds): one attempt.
         """
         data = encode(body) if body is not None else None
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -88,7 +90,8 @@ class Transport:
             headers["Authorization"] = f"Bearer {self.key}"
         url = self.base_url + path
         last: str = ""
-        for attempt in range(self.retries + 1):
+        attempts = 1 if once else self.retries + 1
+        for attempt in range(attempts):
             if attempt:
                 self._backoff(attempt)
             try:
@@ -101,7 +104,7 @@ class Transport:
                     path,
                     last,
                     attempt + 1,
-                    self.retries + 1,
+                    attempts,
                 )
             except ApiError as exc:
                 if attempt and accept_on_retry is not None:
@@ -110,8 +113,7 @@ class Transport:
                         return accepted
                 raise
         raise SpendUnavailable(
-            f"spend service at {self.base_url} unavailable after "
-            f"{self.retries + 1} attempt(s): {last}"
+            f"spend service at {self.base_url} unavailable after {attempts} attempt(s): {last}"
         )
 
     def _backoff(self, attempt: int) -> None:
