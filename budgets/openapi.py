@@ -323,7 +323,9 @@ class ChargeRowSerializer(serializers.Serializer[Any]):
     ts = serializers.DateTimeField()
     surface = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = _usd("as recorded; null when no price is known (never 0 for unknown)")
+    cost_usd = _usd(
+        "as recorded; null when no price is known (never 0 for unknown)", allow_null=True
+    )
     request_id = serializers.CharField()
     cost_source = serializers.ChoiceField(
         ["reported", "catalogue", "override", "unpriced"],
