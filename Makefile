@@ -21,6 +21,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py reprovision hermes
+	@sh scripts/where-to-go $(HOST) $(PORT)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)

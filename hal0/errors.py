@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
@@ -20,6 +21,8 @@ from rest_framework import status
 from rest_framework.response import Response
 
 log = logging.getLogger(__name__)
+# A hostile Host header is cut to this length in the message that names it.
+SHOWN_HOST_LEN = 100
 
 
 class ApiError(drf_exceptions.APIException):
@@ -130,12 +133,36 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def _envelope_response(code: str, message: str, status: int) -> JsonResponse:
+def envelope_response(
+    code: str, message: str, status: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
+    """An error answered outside DRF (middleware, Django's handlers), in the envelope."""
     # Byte for byte like DRF's answers (compact, UTF-8), so a client sees one format.
-    return JsonResponse(
-        envelope(code, message),
+    response = JsonResponse(
+        envelope(code, message, details),
         status=status,
         json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+    )
+    # Answered before CommonMiddleware would add it (hal0/middleware.py): without it an
+    # HTTP/1.1 server sends the body chunked.
+    response["Content-Length"] = str(len(response.content))
+    return response
+
+
+def host_not_allowed(request: HttpRequest) -> HttpResponse:
+    """``400 request.invalid`` for a Host header the service does not answer to."""
+    raw = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+    shown = raw[:SHOWN_HOST_LEN]
+    domain, _port = split_domain_port(raw)
+    if domain:
+        message = (
+            f"host {shown!r} is not served here: add {domain!r} to the ALLOWED_HOSTS "
+            "setting (comma-separated) to call the service by that name"
+        )
+    else:
+        message = f"the Host header {shown!r} is not a valid host name"
+    return envelope_response(
+        "request.invalid", message, 400, {"host": shown, "setting": "ALLOWED_HOSTS"}
     )
 
 
@@ -149,24 +176,26 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
     """The last route under /api/: an unknown API path is a JSON 404 even with DEBUG on
     (Django answers an unrouted URL with its HTML debug page then, not ``handler404``)."""
-    return _envelope_response("not_found", "no such endpoint", 404)
+    return envelope_response("not_found", "no such endpoint", 404)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return _envelope_response("internal", "internal error", 500)
+        return envelope_response("internal", "internal error", 500)
     return defaults.server_error(request)
 
 
 def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         if isinstance(exception, RequestDataTooBig):
-            return _envelope_response("request.too_large", "request body is too large", 413)
-        return _envelope_response("request.invalid", "bad request", 400)
+            return envelope_response("request.too_large", "request body is too large", 413)
+        if isinstance(exception, DisallowedHost):
+            return host_not_allowed(request)
+        return envelope_response("request.invalid", "bad request", 400)
     return defaults.bad_request(request, exception)
 
 
 def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _envelope_response("auth.forbidden", "permission denied", 403)
+        return envelope_response("auth.forbidden", "permission denied", 403)
     return defaults.permission_denied(request, exception)

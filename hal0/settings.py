@@ -87,6 +87,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it times the whole chain (Prometheus: docs/alerts.md).
     "budgets.monitoring.middleware.RequestMetricsMiddleware",
+    # Then: an API call with a Host not served here or over plain HTTP from another host
+    # gets a JSON error that names the setting to change (hal0/middleware.py).
+    "hal0.middleware.ApiArrivalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -216,12 +219,18 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Locked per (username, address) pair, never per username alone: a lock on the name would
+# let anyone who knows it keep the operator out from any address (docs/admin.md).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 
 # Production hardening; each can be turned off from the environment behind a proxy that
 # already does it.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG and not _TESTING)
+# Never redirected: the API (hal0.middleware serves a same-host call over plain HTTP and
+# refuses any other with a JSON error; a client would not follow a 301 with its POST
+# body), and probes and scrapers, which often speak plain HTTP to the node itself.
+SECURE_REDIRECT_EXEMPT = [r"^api/", r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG and not _TESTING)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -229,11 +238,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # "preload" only marks the site as eligible for the browsers' HSTS preload list; submitting
 # it stays the domain owner's decision. Set SECURE_HSTS_PRELOAD=false to leave it out.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
-# Probes and scrapers often speak plain HTTP to the node itself: no redirect for them.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-)
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+# Off, X-Forwarded-Proto is trusted from nobody: not here, and not by gunicorn either
+# (hal0/wsgi.py undoes the https scheme gunicorn derives from it for 127.0.0.1).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

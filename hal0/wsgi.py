@@ -11,6 +11,7 @@ deployment checks and the test client see the admin's configuration unchanged.
 
 import io
 import os
+import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -67,8 +68,25 @@ def with_chunked_body(environ: dict[str, Any]) -> dict[str, Any]:
     return {**environ, "wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))}
 
 
+def with_own_scheme(environ: dict[str, Any]) -> dict[str, Any]:
+    """``https`` only when the connection is TLS, unless ``BEHIND_TLS_PROXY`` is on.
+
+    gunicorn sets ``wsgi.url_scheme`` to ``https`` from ``X-Forwarded-Proto`` for peers in
+    its ``forwarded_allow_ips`` (127.0.0.1 by default), so any process on the host could
+    claim HTTPS. With ``BEHIND_TLS_PROXY=false`` that header is trusted from nobody: the
+    scheme is ``https`` only when gunicorn itself holds a TLS socket (``--certfile``).
+    """
+    if environ.get("wsgi.url_scheme") != "https" or settings.BEHIND_TLS_PROXY:
+        return environ
+    sock = environ.get("gunicorn.socket")
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return environ  # not gunicorn, or TLS on this very connection
+    return {**environ, "wsgi.url_scheme": "http"}
+
+
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """API paths to the short chain, everything else (admin, static) to the full one."""
+    environ = with_own_scheme(environ)
     if environ.get("PATH_INFO", "").startswith(API_PREFIX):
         return _api(with_chunked_body(environ), start_response)
     return _site(environ, start_response)

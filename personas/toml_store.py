@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import tomlkit
 
@@ -169,9 +169,30 @@ class PersonaBudgetRow(Protocol):
 # Validation
 
 
+# Names the zone database answers on some hosts but that are no IANA zone a budget can
+# mean: "localtime" is whatever the host is set to, "Factory" is a placeholder with the
+# abbreviation "-00", "posixrules" is a default-rules file, and the "posix/" and "right/"
+# trees are copies of the database under other names ("right/" counts leap seconds). A
+# file written with one of them would reset its windows at different times on different
+# hosts, or not load at all where the name is missing.
+_HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_HOST_DEPENDENT_PREFIXES = ("posix/", "right/")
+
+
+@lru_cache(maxsize=1)
+def iana_timezones() -> frozenset[str]:
+    """Every time zone name a budget may use: the IANA database less host-dependent names."""
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in _HOST_DEPENDENT_ZONES and not name.startswith(_HOST_DEPENDENT_PREFIXES)
+    )
+
+
 @lru_cache(maxsize=1024)
 def is_known_timezone(name: str) -> bool:
-    if not name or len(name) > TIMEZONE_MAX_LEN:
+    """True for an IANA zone name (``UTC``, ``Europe/Berlin``) that loads on this host."""
+    if not name or len(name) > TIMEZONE_MAX_LEN or name not in iana_timezones():
         return False
     try:
         ZoneInfo(name)

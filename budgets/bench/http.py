@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -112,8 +112,12 @@ def charge_body(request_id: str) -> bytes:
 class Gunicorn:
     """``with Gunicorn(workers=4) as server:`` serves this process's settings on a free port."""
 
-    def __init__(self, *, workers: int, log_dir: Path) -> None:
+    def __init__(
+        self, *, workers: int, log_dir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.workers = workers
+        # The server's environment: this process's, unless a caller (a test) gives one.
+        self.env = dict(os.environ if env is None else env)
         self.port = free_port()
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -140,7 +144,7 @@ class Gunicorn:
         ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                command, cwd=settings.BASE_DIR, env=os.environ.copy(), stdout=log, stderr=log
+                command, cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=log
             )
         try:
             self._wait_ready()

@@ -102,6 +102,32 @@ def _threshold_message(event_type: str, r: WindowReading) -> str:
     return f"{r.label()} is at {share} of its {word} cap: {spent} USD spent of {cap} USD"
 
 
+def _once(
+    event_type: str, r: WindowReading, message: str, data: dict[str, Any], now: dt.datetime
+) -> bool:
+    """Write the once-per-window event ``event_type`` for ``r`` unless this process knows
+    it is written; whether this call wrote it."""
+    key = _key(event_type, r)
+    if key in seen:
+        return False
+    event_id = record_event(
+        type=event_type,
+        scope_kind=r.scope_kind,
+        agent_id=r.agent_id,
+        persona_id=r.persona_id,
+        window=r.window,
+        window_start=r.start,
+        cap_nanos=r.cap,
+        spent_nanos=r.spent,
+        resets_at=r.resets_at,
+        message=message,
+        data=data,
+        now=now,
+    )
+    _remember_after_commit(key)
+    return event_id is not None
+
+
 def emit_thresholds(readings: Iterable[WindowReading], *, now: dt.datetime) -> int:
     """``budget.warn`` / ``budget.exceeded`` for every window at or past that threshold.
 
@@ -114,24 +140,7 @@ def emit_thresholds(readings: Iterable[WindowReading], *, now: dt.datetime) -> i
         for event_type, needed in ((BUDGET_WARN, 2), (BUDGET_EXCEEDED, 3)):
             if rank < needed:
                 continue
-            key = _key(event_type, r)
-            if key in seen:
-                continue
-            event_id = record_event(
-                type=event_type,
-                scope_kind=r.scope_kind,
-                agent_id=r.agent_id,
-                persona_id=r.persona_id,
-                window=r.window,
-                window_start=r.start,
-                cap_nanos=r.cap,
-                spent_nanos=r.spent,
-                resets_at=r.resets_at,
-                message=_threshold_message(event_type, r),
-                now=now,
-            )
-            written += event_id is not None
-            _remember_after_commit(key)
+            written += _once(event_type, r, _threshold_message(event_type, r), {}, now)
     return written
 
 
@@ -142,23 +151,7 @@ def emit_blocked(r: WindowReading, *, reason: str, data: dict[str, Any], now: dt
     (per-call, paused) are keyed by the day, so they alert once a day. Opens its own short
     transaction when the caller has none (a read-only check).
     """
-    key = _key(BUDGET_BLOCKED, r)
-    if key in seen:
-        return False
+    if _key(BUDGET_BLOCKED, r) in seen:
+        return False  # before any transaction: on SQLite even BEGIN takes the write lock
     with transaction.atomic():
-        event_id = record_event(
-            type=BUDGET_BLOCKED,
-            scope_kind=r.scope_kind,
-            agent_id=r.agent_id,
-            persona_id=r.persona_id,
-            window=r.window,
-            window_start=r.start,
-            cap_nanos=r.cap,
-            spent_nanos=r.spent,
-            resets_at=r.resets_at,
-            message=f"{r.label()}: a check was refused: {reason}",
-            data=data,
-            now=now,
-        )
-        _remember_after_commit(key)
-    return event_id is not None
+        return _once(BUDGET_BLOCKED, r, f"{r.label()}: a check was refused: {reason}", data, now)

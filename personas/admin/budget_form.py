@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django import forms
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from hal0.errors import ApiError
-from hal0.money import MoneyError, parse_usd, to_decimal
+from hal0.money import MAX_USD, MoneyError, parse_usd, to_decimal, to_nanos
 from personas.admin.display import _json_value, usd_text
 from personas.models import Persona
 from personas.services import resolve_persona
-from personas.toml_store import BudgetInvalid, budget_spec_from_persona, parse_budget_mapping
+from personas.toml_store import (
+    BudgetInvalid,
+    budget_spec_from_persona,
+    iana_timezones,
+    is_known_timezone,
+    parse_budget_mapping,
+)
 
 NO_CAP = "no cap"
 EMPTY_VS_ZERO = "Empty = no cap. 0 = a cap of zero (every call with a cost is over it)."
@@ -26,9 +32,8 @@ EMPTY_VS_ZERO = "Empty = no cap. 0 = a cap of zero (every call with a cost is ov
 CAP_NOTES = {
     "none": "no cap: never limited",
     "zero": "a cap of zero: every call with a cost is over it",
-    "cap": "",
 }
-TIMEZONES = sorted(available_timezones())
+TIMEZONES = sorted(iana_timezones())
 BUDGET_KEYS = {
     "daily_usd": "daily_cap_nanos",
     "monthly_usd": "monthly_cap_nanos",
@@ -37,30 +42,104 @@ BUDGET_KEYS = {
 }
 
 
-def cap_kind(value: Any) -> str:
-    """none (empty) | zero | cap: what a cap field's text means, for the note beside it."""
+# A comma is read only as a thousands separator, and only where it cannot be a decimal
+# comma: "1,234.5" and "1,000,000" are clear, "0,5" and "1,000" are not (half a dollar and
+# one dollar in much of Europe), so those are refused rather than guessed.
+_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")
+_NANO = Decimal("1e-9")
+
+
+class CapTextError(ValueError):
+    """Cap text that must not be saved: ``code`` for the form, ``note`` for beside it."""
+
+    def __init__(self, code: str, message: str, note: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.note = note
+
+
+def read_cap_text(value: Any) -> Decimal | None:
+    """The amount a cap field's text means: ``None`` when empty (no cap).
+
+    Refuses what would otherwise be saved as another amount than the operator meant:
+    an ambiguous comma (``0,5`` was once saved as 5) and more than nine decimal places
+    (``0.0000000001`` or ``1e-400`` were rounded to a cap of zero after validation).
+    Negative, non-finite and too large amounts are left to :func:`hal0.money.parse_usd`
+    and the form, which say why.
+    """
     text = ("" if value is None else str(value)).strip().removeprefix("$").strip()
     if not text:
-        return "none"
+        return None
+    if "," in text:
+        if not (_GROUPED.fullmatch(text) and (text.count(",") > 1 or "." in text)):
+            raise CapTextError(
+                "ambiguous_comma",
+                f"{text[:40]!r} is ambiguous: write decimals with a point (0.5) and "
+                "thousands without a comma (1000).",
+                "ambiguous comma: write 0.5 or 1000",
+            )
+        text = text.replace(",", "")
     try:
-        return "zero" if Decimal(text.replace(",", "")) == 0 else "cap"
-    except InvalidOperation:
-        return "cap"
+        amount = Decimal(text)
+    except InvalidOperation as exc:
+        raise CapTextError(
+            "not_a_number",
+            "Enter an amount in USD such as 5 or 0.25, or leave it empty for no cap.",
+            "not an amount",
+        ) from exc
+    if amount.is_finite() and 0 <= amount <= MAX_USD and amount != amount.quantize(_NANO):
+        if amount.quantize(_NANO) == 0:
+            raise CapTextError(
+                "rounds_to_zero",
+                f"{text[:40]} is less than the smallest amount, 0.000000001 USD, and would "
+                "be saved as a cap of zero: enter 0 for a cap of zero, or a larger amount.",
+                "below $0.000000001: would be a cap of zero",
+            )
+        raise CapTextError(
+            "too_precise",
+            f"{text[:40]} has more than 9 decimal places (the smallest amount is "
+            "0.000000001 USD): it would be saved rounded.",
+            "more than 9 decimal places",
+        )
+    return amount
+
+
+def cap_note(value: Any) -> tuple[str, str]:
+    """(kind, text) of the note beside a cap field: what its text will be saved as.
+
+    kind is none | zero | cap | invalid; for a cap the text is the parsed amount
+    (``= $1,234.50``). budgets/static/hal0/budget-form.js computes the same while the
+    operator types.
+    """
+    try:
+        amount = read_cap_text(value)
+    except CapTextError as exc:
+        return "invalid", exc.note
+    if amount is None:
+        return "none", CAP_NOTES["none"]
+    if not amount.is_finite():
+        return "invalid", "not an amount"
+    if not 0 <= amount <= MAX_USD:
+        return "invalid", "must be a number from 0 to 1,000,000,000"
+    if amount == 0:
+        return "zero", CAP_NOTES["zero"]
+    return "cap", f"= {usd_text(to_nanos(amount))}"
 
 
 class UsdInput(forms.TextInput):
-    """A dollar amount with a note that says what empty and 0 mean."""
+    """A dollar amount with a note that says what it will be saved as."""
 
     def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
         html = super().render(name, value, attrs, renderer)
-        kind = cap_kind(value)
+        kind, note = cap_note(value)
         return format_html(
             '<span class="hal0-usd-wrap"><span class="dollar" aria-hidden="true">$</span>{}'
             '<span class="hal0-capnote {}" data-kind="{}" aria-live="polite">{}</span></span>',
             html,
             kind,
             kind,
-            CAP_NOTES[kind],
+            note,
         )
 
 
@@ -82,16 +161,12 @@ class UsdField(forms.CharField):
         )
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
-        text = (super().to_python(value) or "").strip().removeprefix("$").strip()
-        if not text:
-            return None
         try:
-            amount = Decimal(text.replace(",", ""))
-        except InvalidOperation as exc:
-            raise forms.ValidationError(
-                "Enter an amount in USD such as 5 or 0.25, or leave it empty for no cap.",
-                code="not_a_number",
-            ) from exc
+            amount = read_cap_text(super().to_python(value))
+        except CapTextError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        if amount is None:
+            return None
         if amount.is_finite() and amount < 0:
             raise forms.ValidationError(
                 f"{self.label} cannot be negative (must be >= 0): enter 0 for a cap of zero, "
@@ -179,12 +254,10 @@ class PersonaBudgetForm(forms.ModelForm):
         name = (self.cleaned_data.get("timezone") or "").strip()
         if not name:
             return None
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        if not is_known_timezone(name):
             raise forms.ValidationError(
                 f"Unknown timezone {name!r}: use an IANA name such as Europe/Berlin or UTC."
-            ) from exc
+            )
         return name
 
     def budget_mapping(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from hal0.money import to_decimal
 from personas.models import BudgetChange, Persona
+from personas.toml_store import CAP_KEYS, BudgetSpec
 
 CAP_FIELDS = (
     ("daily_cap_nanos", "daily"),
@@ -26,7 +27,7 @@ def usd_text(nanos: int | None) -> str:
         return "no cap"
     value = to_decimal(nanos)
     # Cents when the amount has no more; every digit when it has (never rounded away).
-    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value:,}"
+    return f"${value:,.2f}" if value == value.quantize(Decimal("0.01")) else f"${value:,f}"
 
 
 def caps_summary(persona: Persona) -> str:
@@ -98,3 +99,19 @@ def budget_diff(change: BudgetChange) -> SafeString:
             rows,
         ),
     )
+
+
+def spec_changes(before: BudgetSpec, after: BudgetSpec) -> str:
+    """What a save changed, ``daily cap $5.00 → $0.50; hard cap true → false``."""
+    rows = [
+        f"{label} cap {usd_text(before.cap(key))} → {usd_text(after.cap(key))}"
+        for key, label in zip(CAP_KEYS, ("daily", "monthly", "lifetime", "per-call"), strict=True)
+        if before.cap(key) != after.cap(key)
+    ]
+    if before.hard_cap != after.hard_cap:
+        rows.append(f"hard cap {_json_value(before.hard_cap)} → {_json_value(after.hard_cap)}")
+    if before.warn_at != after.warn_at:
+        rows.append(f"warn at {_json_value(before.warn_at)} → {_json_value(after.warn_at)}")
+    if before.timezone != after.timezone:
+        rows.append(f"timezone {before.timezone or 'UTC'} → {after.timezone or 'UTC'}")
+    return "; ".join(rows)

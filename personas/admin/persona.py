@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from hal0.errors import ApiError
 from personas.admin.budget_form import EMPTY_VS_ZERO, TIMEZONES, PersonaBudgetForm, fresh_persona
-from personas.admin.display import budget_diff, caps_summary, usd_text
+from personas.admin.display import budget_diff, caps_summary, spec_changes, usd_text
 from personas.models import BudgetChange, Persona
 from personas.services import write_budget
 
@@ -172,6 +172,7 @@ class PersonaAdmin(admin.ModelAdmin):
             self.message_user(request, f"Nothing was saved: {exc.message}", messages.ERROR)
             return
         request._hal0_budget = "saved"  # type: ignore[attr-defined]
+        request._hal0_budget_changes = spec_changes(form.current, form.spec)  # type: ignore[attr-defined]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         return  # the persona has no related rows an operator edits
@@ -184,9 +185,11 @@ class PersonaAdmin(admin.ModelAdmin):
     def response_change(self, request: HttpRequest, obj: Persona) -> HttpResponse:
         outcome = getattr(request, "_hal0_budget", None)
         if outcome == "saved":
+            # Before -> after, so a typo reads as one before anyone is blocked by it.
+            changes = getattr(request, "_hal0_budget_changes", "")
             self.message_user(
                 request,
-                f"Saved: {obj}'s caps are in its file and in force now.",
+                f"Saved: {obj}'s caps are in its file and in force now: {changes}.",
                 messages.SUCCESS,
             )
         elif outcome == "unchanged":

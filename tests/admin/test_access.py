@@ -39,11 +39,13 @@ def test_a_user_who_is_not_staff_cannot_get_in(client: Client, django_user_model
     assert client.get("/admin/spend/").status_code == 302
 
 
-def _login(client: Client, password: str) -> Any:
+def _login(
+    client: Client, password: str, *, address: str = "203.0.113.9", username: str = "olivia"
+) -> Any:
     return client.post(
         "/admin/login/?next=/admin/",
-        {"username": "olivia", "password": password},
-        REMOTE_ADDR="203.0.113.9",
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
     )
 
 
@@ -81,3 +83,24 @@ def test_a_success_before_the_limit_resets_the_count(client: Client, olivia: Any
     client.logout()
     for _ in range(3):
         assert _login(client, "guess").status_code == 200
+
+
+def test_failures_from_another_address_do_not_lock_the_operator_out(
+    client: Client, olivia: Any, settings: Any
+) -> None:
+    # Someone who knows the name fails on purpose from their own address...
+    for _ in range(settings.AXES_FAILURE_LIMIT + 2):
+        _login(client, "guess", address="198.51.100.66")
+    assert _login(client, "right-one-42", address="198.51.100.66").status_code == 429
+
+    # ...and the operator still logs in from hers.
+    assert _login(Client(), "right-one-42").status_code == 302
+
+
+def test_failures_for_other_names_from_one_address_do_not_lock_a_name_out(
+    client: Client, olivia: Any, settings: Any
+) -> None:
+    for n in range(settings.AXES_FAILURE_LIMIT + 2):
+        _login(client, "guess", username=f"someone-{n}")
+
+    assert _login(client, "right-one-42").status_code == 302

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from personas import paths
+from personas.admin.budget_form import cap_note
 from personas.models import BudgetChange, Persona
 from personas.services import provision_agent, resolve_agent, resolve_persona
 from personas.toml_store import sha256_bytes
@@ -122,6 +123,9 @@ def test_hard_cap_warn_at_and_timezone_are_saved_too(staff_client: Client, coder
         ("lifetime_usd", "NaN", "finite"),
         ("per_call_max_usd", "1e12", "at most"),
         ("timezone", "Mars/Olympus_Mons", "Unknown timezone"),
+        ("timezone", "localtime", "Unknown timezone"),
+        ("timezone", "Factory", "Unknown timezone"),
+        ("timezone", "posix/Europe/Berlin", "Unknown timezone"),
         ("warn_at", "1.5", "at most 1"),
         ("warn_at", "0.123456", "decimal places"),
     ],
@@ -254,7 +258,7 @@ def test_empty_and_zero_read_differently_beside_each_field(
         "zero: a cap of zero: every call with a cost is over it"
     )
     assert _note_beside(body, "monthly_usd") == "none: no cap: never limited"
-    assert _note_beside(body, "lifetime_usd") == "cap: "
+    assert _note_beside(body, "lifetime_usd") == "cap: = $12.00"
     assert 'src="/static/hal0/budget-form.js"' in body  # keeps the notes current as one types
     assert "Empty = no cap. 0 = a cap of zero" in body
 
@@ -338,3 +342,83 @@ def test_a_staff_account_that_may_only_view_sees_the_caps_and_cannot_change_them
     data = {"daily_usd": "1", "file_sha256": sha256_bytes(before), "_save": "Save"}
     assert client.post(url(coder), data).status_code == 403
     assert file_of(coder).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        # A decimal comma was stripped: "0,5" saved a cap of 5.0.
+        ("0,5", "&#x27;0,5&#x27; is ambiguous: write decimals with a point (0.5)"),
+        ("1,000", "&#x27;1,000&#x27; is ambiguous"),  # one thousand, or one?
+        # Below a nano-dollar: rounded to a cap of zero after validation.
+        ("0.0000000001", "would be saved as a cap of zero"),
+        ("1e-400", "would be saved as a cap of zero"),
+        ("2.0000000001", "more than 9 decimal places"),
+    ],
+)
+def test_a_cap_that_would_be_saved_as_another_amount_is_refused(
+    staff_client: Client, coder: Persona, typed: str, message: str
+) -> None:
+    before = file_of(coder).read_bytes()
+
+    response = staff_client.post(url(coder), form_data(coder, staff_client, daily_usd=typed))
+
+    assert response.status_code == 200
+    assert "daily_usd" in response.context["adminform"].form.errors
+    assert message in response.content.decode()
+    assert file_of(coder).read_bytes() == before
+    coder.refresh_from_db()
+    assert coder.daily_cap_nanos == 5_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("typed", "nanos"),
+    [
+        ("1,234.50", 1_234_500_000_000),
+        ("1,000,000", 1_000_000_000_000_000),
+        ("$0.5", 500_000_000),
+        ("0.000000001", 1),
+        ("1e3", 1_000_000_000_000),
+    ],
+)
+def test_unambiguous_amounts_are_saved_as_typed(
+    staff_client: Client, coder: Persona, typed: str, nanos: int
+) -> None:
+    staff_client.post(url(coder), form_data(coder, staff_client, daily_usd=typed))
+
+    coder.refresh_from_db()
+    assert coder.daily_cap_nanos == nanos
+
+
+def test_saved_says_what_changed_before_and_after(staff_client: Client, coder: Persona) -> None:
+    data = form_data(coder, staff_client, daily_usd="0.5", lifetime_usd="0", hard_cap="")
+
+    response = staff_client.post(url(coder), data, follow=True)
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [
+        "Saved: hermes/coder's caps are in its file and in force now: "
+        "daily cap $5.00 → $0.50; lifetime cap no cap → $0.00; hard cap true → false."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind", "note"),
+    [
+        ("", "none", "no cap: never limited"),
+        ("0.00", "zero", "a cap of zero: every call with a cost is over it"),
+        ("1234.5", "cap", "= $1,234.50"),
+        ("$ 0.125", "cap", "= $0.125"),
+        ("1e-9", "cap", "= $0.000000001"),
+        ("0,5", "invalid", "ambiguous comma: write 0.5 or 1000"),
+        ("1e-400", "invalid", "below $0.000000001: would be a cap of zero"),
+        ("0.1234567891", "invalid", "more than 9 decimal places"),
+        ("-1", "invalid", "must be a number from 0 to 1,000,000,000"),
+        ("2e9", "invalid", "must be a number from 0 to 1,000,000,000"),
+        ("five", "invalid", "not an amount"),
+    ],
+)
+def test_the_note_beside_a_cap_says_what_it_will_be_saved_as(
+    typed: str, kind: str, note: str
+) -> None:
+    assert cap_note(typed) == (kind, note)

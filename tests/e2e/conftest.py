@@ -36,7 +36,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 OPERATOR = ("olivia", "a-long-operator-passphrase")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it keeps an event loop
+# running in this thread, and tests collected after the e2e ones (client/tests) that call
+# asyncio.run() would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if executable is None:

@@ -13,6 +13,8 @@ from personas.toml_store import (
     BudgetInvalid,
     BudgetSpec,
     PersonaMalformed,
+    iana_timezones,
+    is_known_timezone,
     parse_budget_mapping,
     parse_persona_text,
     render_budget,
@@ -183,6 +185,38 @@ def test_every_invalid_value_is_refused_naming_the_key_and_why(
     assert caught.value.key == key
     assert caught.value.message == message
     assert str(caught.value) == message
+
+
+# Names the zone database may answer on a host without being an IANA zone a budget can
+# mean the same everywhere (the host's own setting, a placeholder, alternative trees).
+HOST_DEPENDENT_ZONES = ["localtime", "posixrules", "Factory", "right/UTC", "posix/Europe/Berlin"]
+
+
+@pytest.mark.parametrize("name", HOST_DEPENDENT_ZONES)
+def test_a_host_dependent_zone_name_is_refused_in_a_budget(name: str) -> None:
+    with pytest.raises(BudgetInvalid) as caught:
+        parse_budget_mapping({"timezone": name})
+
+    assert caught.value.key == "timezone"
+    assert caught.value.message == f"timezone {name!r} is not a known IANA time zone"
+
+
+@pytest.mark.parametrize("name", HOST_DEPENDENT_ZONES)
+def test_a_persona_file_with_a_host_dependent_zone_is_malformed(name: str) -> None:
+    text = f'[persona]\nid = "coder"\n[persona.budget]\ntimezone = "{name}"\n'
+
+    with pytest.raises(PersonaMalformed) as caught:
+        parse_persona_text(text, stem="coder")
+
+    assert f"timezone {name!r} is not a known IANA time zone" in caught.value.message
+
+
+def test_every_offered_zone_is_an_iana_name_that_loads() -> None:
+    zones = iana_timezones()
+
+    assert {"UTC", "Europe/Berlin", "America/New_York"} <= zones
+    assert zones.isdisjoint(HOST_DEPENDENT_ZONES)
+    assert all(is_known_timezone(name) for name in sorted(zones)[:50])
 
 
 def test_valid_edge_values_are_accepted() -> None:
