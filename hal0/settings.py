@@ -210,8 +210,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Run states and hold states are both fields named "state": name each set.
-    "ENUM_NAME_OVERRIDES": {"RunStateEnum": ["active", "needs_budget", "closed"]},
+    # Run states and hold states are both fields named "state", and events and checkpoints
+    # both have a "kind": name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": ["active", "needs_budget", "closed"],
+        "ScopeKindEnum": ["persona", "agent", "platform", "run"],
+    },
 }
 
 # django-axes: lock an admin login out after repeated failures.
