@@ -121,6 +121,9 @@ class Hold(models.Model):
     id = models.CharField(primary_key=True, max_length=40)
     persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="holds")
     amount_nanos = models.BigIntegerField()
+    # The check's token estimate (input + max output tokens; 1 when it sent neither),
+    # reserved against every token cap of the persona, its agent and the platform.
+    amount_tokens = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     # An expired hold keeps state "active" (no background job); it stops counting because
@@ -147,6 +150,9 @@ class Hold(models.Model):
             # The admin's holds list, newest first: with a hold per reserved call the table
             # grows like the ledger, and without it every page sorted all of it.
             models.Index(fields=["created_at"], name="hold_created_at"),
+            # The platform's held sum: every persona's active holds (an agent's go through
+            # hold_persona_active, one persona at a time).
+            models.Index(fields=["state", "expires_at"], name="hold_active"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -178,6 +184,10 @@ class SpendCounter(models.Model):
     tz = models.CharField(max_length=64, blank=True)
     start = models.DateField()
     spent_nanos = models.BigIntegerField(default=0)
+    # Input + output tokens of the window's charges (a charge without counts adds none).
+    tokens = models.BigIntegerField(default=0)
+    # Charges whose cost is unknown (cost_nanos NULL): shown as "not recorded", never $0.
+    unpriced = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

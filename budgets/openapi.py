@@ -198,7 +198,9 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         allow_null=True,
     )
     input_tokens = _tokens(
-        "extension (prices): input tokens of the call, cached or not; required with `model`"
+        "extension (prices): input tokens of the call, cached or not; required with `model`. "
+        "Also the token estimate for token caps: input + max output tokens (1 when neither "
+        "is sent)"
     )
     max_output_tokens = _tokens(
         "extension (prices): the call's max_tokens; the estimate is the worst case, every "
@@ -239,6 +241,12 @@ class CheckedRunSerializer(serializers.Serializer[Any]):
     )
 
 
+class RemainingTokensSerializer(serializers.Serializer[Any]):
+    daily = serializers.IntegerField(required=False)
+    monthly = serializers.IntegerField(required=False)
+    lifetime = serializers.IntegerField(required=False)
+
+
 class HoldSerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     amount_usd = _usd("reserved against every window")
@@ -267,18 +275,34 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
     hard_cap = serializers.BooleanField()
     decision = serializers.ChoiceField(["allow", "warn", "block"], help_text="extension")
     limit = serializers.ChoiceField(
-        ["per_call", "daily", "monthly", "lifetime", "paused", *RUN_LIMITS],
+        [
+            "per_call",
+            "daily",
+            "monthly",
+            "lifetime",
+            "per_call_tokens",
+            "daily_tokens",
+            "monthly_tokens",
+            "lifetime_tokens",
+            "paused",
+            *RUN_LIMITS,
+        ],
         allow_null=True,
         help_text="extension: which cap decided; null when none was breached",
     )
-    hold = HoldSerializer(required=False, help_text="extension: present when reserved")
-    estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
     scope = serializers.ChoiceField(
         ["run", "persona", "agent", "platform"],
-        required=False,
         allow_null=True,
-        help_text="extension: the scope whose limit decided (with `run_id`)",
+        help_text="extension: whose cap decided (the run, then the persona, its agent and "
+        "the platform are evaluated in that order); null when none was breached",
     )
+    remaining_tokens = RemainingTokensSerializer(
+        required=False,
+        help_text="extension: per window, the fewest tokens left over the scopes with a "
+        "token cap on it; present when any has one",
+    )
+    hold = HoldSerializer(required=False, help_text="extension: present when reserved")
+    estimate = EstimateSerializer(help_text="extension (prices): the estimate the rules used")
     run = CheckedRunSerializer(required=False, help_text="extension: with `run_id`")
 
 

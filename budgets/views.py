@@ -90,6 +90,17 @@ def _count(body: dict[str, Any], key: str, code: str) -> int | None:
     return value
 
 
+def _token_estimate(body: dict[str, Any]) -> int:
+    """The check's token estimate: input + max output tokens; 1 when it sends neither (a
+    call uses at least one token, so a token cap of zero still blocks it)."""
+    code = "budget.invalid_estimate"
+    input_tokens = _count(body, "input_tokens", code)
+    max_output = _count(body, "max_output_tokens", code)
+    if input_tokens is None and max_output is None:
+        return 1
+    return (input_tokens or 0) + (max_output or 0)
+
+
 def _estimate(body: dict[str, Any]) -> quote.Estimate:
     """The client's ``estimated_cost_usd`` (it wins when sent), else the worst case of
     ``model`` (+ ``surface``), ``input_tokens`` and ``max_output_tokens``."""
@@ -185,6 +196,7 @@ class CheckView(APIView):
         ttl = _ttl(body)
         # Makes a reserve idempotent (ignored without reserve: nothing to repeat).
         request_id = _text(body, "request_id", "budget.invalid_hold", required=False)
+        tokens = _token_estimate(body)
         # Names a run of this persona: its budget is checked first (404, 409 when closed).
         run_id = _text(body, "run_id", "run.invalid", required=False)
         # 404s as _persona gives them; the persona and its spend in one query.
@@ -192,6 +204,7 @@ class CheckView(APIView):
             agent_id=agent_id,
             persona_id=persona_id,
             estimate_nanos=estimate.nanos,
+            estimate_tokens=tokens,
             reserve=reserve,
             hold_ttl_s=ttl,
             actor=actor_of(request),

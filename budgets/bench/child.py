@@ -85,7 +85,9 @@ def _inprocess_run(
         "ours": latency(ours),
         "scan": latency(scan),
         "ratio": median(scan) / median(ours),
-        "agree": counted == scanned,
+        # The scan sums money only: compared on that.
+        "agree": (counted.day, counted.month, counted.lifetime)
+        == (scanned.day, scanned.month, scanned.lifetime),
     }
     return out
 

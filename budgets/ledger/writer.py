@@ -54,6 +54,7 @@ def insert_charges(
     source: str,
     batch_size: int = BATCH_SIZE,
     unless_request_id_taken: bool = False,
+    zones: Sequence[str] = (),
 ) -> list[Charge]:
     """Insert charges for one persona (fields of ``Charge`` per row); returns them with ids.
 
@@ -64,6 +65,9 @@ def insert_charges(
     charge with that ``request_id``, insert nothing and return ``[]`` instead of raising
     ``IntegrityError``. The unique constraint decides (``ON CONFLICT ... DO NOTHING``), so
     the caller's transaction stays usable without a savepoint.
+
+    ``zones``: timezones besides the persona's whose day and month counters are kept too
+    (its agent's and the platform's, see ``budgets.services.scopes``).
     """
     if not rows:
         return []
@@ -85,7 +89,7 @@ def insert_charges(
             skip_taken=unless_request_id_taken,
         )
         if len(created) <= BUMP_LIMIT:
-            counters.bump(persona, created)
+            counters.bump(persona, created, zones=zones)
         else:
             counters.invalidate(persona)
         # The report rollups: one upsert statement for a charge, whatever its size.

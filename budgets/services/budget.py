@@ -22,7 +22,8 @@ from budgets.ledger import writer
 from budgets.models import Charge, Hold
 from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
-from budgets.services.counters import WindowSpend, find_persona_with_spend, spend_and_held
+from budgets.services import scopes
+from budgets.services.counters import Held, WindowSpend, find_persona_with_spend, spend_and_held
 from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import LEDGER_MAX_NANOS, usd_number
@@ -53,25 +54,15 @@ def held_nanos(persona: Persona, now: dt.datetime) -> int:
     return int(total or 0)
 
 
-def persona_caps(spec: BudgetSpec) -> rules.Caps:
-    """The rules' view of a ``[persona.budget]`` block."""
-    return rules.Caps(
-        per_call=spec.per_call_nanos,
-        daily=spec.daily_nanos,
-        monthly=spec.monthly_nanos,
-        lifetime=spec.lifetime_nanos,
-        hard_cap=spec.hard_cap,
-        warn_at=spec.warn_at,
-        paused=spec.paused,
-    )
+def persona_scope(spec: BudgetSpec, spend: WindowSpend, held: Held | int) -> rules.Scope:
+    """The persona as the rules see it (``held`` in nano-USD alone, or with tokens)."""
+    if isinstance(held, int):
+        held = Held(held)
+    usage = scopes.usage_of(spend, held.nanos, held.tokens)
+    return rules.Scope("persona", scopes.caps_of(spec), usage)
 
 
-def persona_scope(spec: BudgetSpec, spend: WindowSpend, held: int) -> rules.Scope:
-    usage = rules.Usage(daily=spend.day, monthly=spend.month, lifetime=spend.lifetime, held=held)
-    return rules.Scope("persona", persona_caps(spec), usage)
-
-
-def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: int) -> BudgetState:
+def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: Held) -> BudgetState:
     status = rules.scope_status(persona_scope(spec, spend, held))
     remaining = {
         f"{ws.window}_usd": usd_number(ws.remaining)
@@ -86,7 +77,7 @@ def _state(spec: BudgetSpec, w: Windows, spend: WindowSpend, held: int) -> Budge
             "lifetime_usd": usd_number(spend.lifetime),
         },
         "remaining": remaining,
-        "held_usd": usd_number(held),
+        "held_usd": usd_number(held.nanos),
         "status": status.status,
         "resets_at": {"daily": iso(w.day_end), "monthly": iso(w.month_end)},
     }
@@ -104,20 +95,10 @@ def budget_state(*, persona: Persona, now: dt.datetime | None = None) -> BudgetS
 # check
 
 
-def evaluate(
-    spec: BudgetSpec,
-    spend: WindowSpend,
-    held: int,
-    estimate: int,
-    *,
-    run: rules.RunScope | None = None,
-) -> rules.Verdict:
-    """hal0's rules for one persona (the rules module with a single persona scope), after
-    the run's own limits when the check names a run."""
-    # A check without token counts estimates one token (DESIGN.md section 6).
-    tokens = 0 if run is None else 1
-    scopes = [persona_scope(spec, spend, held)]
-    return rules.decide(scopes, rules.Estimate(nanos=estimate, tokens=tokens), run=run)
+def evaluate(spec: BudgetSpec, spend: WindowSpend, held: int, estimate: int) -> rules.Verdict:
+    """hal0's rules for one persona (the rules module with a single persona scope)."""
+    scope = persona_scope(spec, spend, Held(held))
+    return rules.decide([scope], rules.Estimate(nanos=estimate))
 
 
 def _lock(persona: Persona) -> Persona:
@@ -140,6 +121,7 @@ def budget_check(
     *,
     persona: Persona,
     estimate_nanos: int,
+    estimate_tokens: int = 1,
     reserve: bool = False,
     hold_ttl_s: int | None = None,
     actor: str = "",
@@ -147,26 +129,32 @@ def budget_check(
     key: idempotent.ReserveKey | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """May this persona spend ``estimate_nanos``? With ``reserve``, also take a hold.
+    """May this persona spend ``estimate_nanos`` (and ``estimate_tokens``) under its run,
+    its own, its agent's and the platform's caps? With ``reserve``, also take a hold.
 
     ``key`` (reserve only) makes the reserve idempotent: see ``budgets.services.reserve``.
     """
     _require_caps(persona)
     now = now or timezone.now()
+    estimate = rules.Estimate(nanos=estimate_nanos, tokens=estimate_tokens)
     if not reserve:
         # Read-only: no lock, so checks never queue behind charges.
-        return _check(persona, estimate_nanos, now, reserve=False, actor=actor, run_id=run_id)
+        return _check(persona, estimate, now, reserve=False, actor=actor, run_id=run_id)
+    above = scopes.budgets_above(persona.agent_id)
     with transaction.atomic():
         row = _lock(persona)
+        # After the persona's lock, in the one order (see scopes.lock_above).
+        scopes.lock_above(persona.agent_id, *above)
         return _check(
             row,
-            estimate_nanos,
+            estimate,
             now,
             reserve=True,
             ttl=hold_ttl_s,
             actor=actor,
             key=key,
             run_id=run_id,
+            above=above,
         )
 
 
@@ -175,6 +163,7 @@ def budget_check_by_id(
     agent_id: str,
     persona_id: str,
     estimate_nanos: int,
+    estimate_tokens: int = 1,
     reserve: bool = False,
     hold_ttl_s: int | None = None,
     actor: str = "",
@@ -186,7 +175,8 @@ def budget_check_by_id(
 
     Same answers and errors as ``find_persona`` then ``budget_check``; without
     ``reserve`` the persona and its spend are read in one query (one round trip on
-    PostgreSQL instead of two).
+    PostgreSQL instead of two), plus one for the agent's and the platform's spend when
+    either has a window cap.
     """
     now = now or timezone.now()
     if reserve:
@@ -194,6 +184,7 @@ def budget_check_by_id(
         return budget_check(
             persona=persona,
             estimate_nanos=estimate_nanos,
+            estimate_tokens=estimate_tokens,
             reserve=True,
             hold_ttl_s=hold_ttl_s,
             actor=actor,
@@ -203,22 +194,51 @@ def budget_check_by_id(
         )
     persona, spend = find_persona_with_spend(agent_id, persona_id, now)
     _require_caps(persona)
+    estimate = rules.Estimate(nanos=estimate_nanos, tokens=estimate_tokens)
     return _check(
-        persona, estimate_nanos, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
+        persona, estimate, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
     )
+
+
+def check_scopes(
+    persona: Persona,
+    spend: WindowSpend,
+    held: Held,
+    now: dt.datetime,
+    above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None,
+) -> list[rules.Scope]:
+    """The scopes of a persona's check in evaluation order: persona, agent, platform.
+
+    The agent's and the platform's spend is read (one statement for both) only for a
+    scope with a window cap; without one its usage does not matter to any rule.
+    """
+    agent, platform = above or scopes.budgets_above(persona.agent_id)
+    usage = scopes.scope_usage(
+        persona.agent_id,
+        agent if agent.has_window_caps else None,
+        platform if platform.has_window_caps else None,
+        now,
+    )
+    spec = budget_spec_from_persona(persona)
+    return [
+        persona_scope(spec, spend, held),
+        rules.Scope("agent", agent.caps, usage[0] or rules.Usage()),
+        rules.Scope("platform", platform.caps, usage[1] or rules.Usage()),
+    ]
 
 
 def _check(
     persona: Persona,
-    estimate: int,
+    estimate: rules.Estimate,
     now: dt.datetime,
     *,
     reserve: bool,
     ttl: int | None = None,
     actor: str = "",
-    spend_held: tuple[WindowSpend, int] | None = None,
+    spend_held: tuple[WindowSpend, Held] | None = None,
     key: idempotent.ReserveKey | None = None,
     run_id: str | None = None,
+    above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
@@ -227,7 +247,7 @@ def _check(
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
-    verdict = evaluate(spec, spend, held, estimate, run=run_scope)
+    verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate, run=run_scope)
     if not verdict.allowed:
         events.after_refused_check(persona=persona, verdict=verdict, now=now)
     out: dict[str, Any] = {
@@ -237,19 +257,21 @@ def _check(
         "hard_cap": spec.hard_cap,
         "decision": verdict.decision,
         "limit": verdict.limit,
+        "scope": verdict.scope,
     }
+    if verdict.remaining_tokens:
+        out["remaining_tokens"] = dict(verdict.remaining_tokens)
     if reserve and not verdict.allowed:
         replay = idempotent.replay_refused(persona, key)
         if replay is not None:
             return replay
     if run is not None and run_scope is not None:
-        out["scope"] = verdict.scope
         # A refusal by the run's own limit parks it in needs_budget (once), before the
         # answer says which state it is in.
         runs.after_check(run, verdict, run_scope, actor=actor, now=now)
         out["run"] = runs.check_outcome(run, run_scope)
     if reserve and verdict.allowed:
-        if spend.lifetime + held + estimate > LEDGER_MAX_NANOS:
+        if spend.lifetime + held.nanos + estimate.nanos > LEDGER_MAX_NANOS:
             # Reached only without a hard lifetime cap (one would block first): the holds'
             # sum must stay a 64-bit integer.
             raise BadRequest(
@@ -262,7 +284,8 @@ def _check(
         hold = Hold(
             id=idempotent.new_hold_id(),
             persona=persona,
-            amount_nanos=estimate,
+            amount_nanos=estimate.nanos,
+            amount_tokens=estimate.tokens,
             created_at=now,
             expires_at=now + dt.timedelta(seconds=seconds),
             actor=actor[:200],
@@ -415,13 +438,9 @@ def budget_charge(
         spec = budget_spec_from_persona(row)
         w = windows_at(row.effective_timezone, now)
         spend, held = spend_and_held(row, w, now)
-        after = WindowSpend(
-            day=spend.day + spent,
-            month=spend.month + spent,
-            lifetime=spend.lifetime + spent,
-        )
+        after = spend.plus(spent, tokens, 1 if cost_nanos is None else 0)
         if settles and hold is not None and hold.expires_at > now:
-            held -= hold.amount_nanos
+            held = Held(held.nanos - hold.amount_nanos, held.tokens - hold.amount_tokens)
         if after.lifetime > LEDGER_MAX_NANOS and not _charged_before(row, request_id):
             # The counters are 64-bit integers: refused rather than overflowed (a 500 that
             # loses the charge on PostgreSQL). A retry of a recorded charge still replays.
@@ -475,6 +494,8 @@ def budget_charge(
             ],
             source=Charge.Source.API,
             unless_request_id_taken=True,
+            # The agent's and the platform's day and month, when cut in other zones.
+            zones=scopes.zones_of(*scopes.budgets_above(row.agent_id)),
         )
         if not created:
             first = (

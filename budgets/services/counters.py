@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from budgets.models import Charge, Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, Windows, windows_at, zone
@@ -37,9 +38,74 @@ LIFETIME = SpendCounter.Window.LIFETIME
 
 @dataclass(frozen=True)
 class WindowSpend:
+    """Spend in the current day, month and lifetime: nano-USD, tokens, unpriced charges."""
+
     day: int
     month: int
     lifetime: int
+    day_tokens: int = 0
+    month_tokens: int = 0
+    lifetime_tokens: int = 0
+    day_unpriced: int = 0
+    month_unpriced: int = 0
+    lifetime_unpriced: int = 0
+
+    @classmethod
+    def of(cls, day: Totals, month: Totals, lifetime: Totals) -> WindowSpend:
+        return cls(
+            day=day.nanos,
+            month=month.nanos,
+            lifetime=lifetime.nanos,
+            day_tokens=day.tokens,
+            month_tokens=month.tokens,
+            lifetime_tokens=lifetime.tokens,
+            day_unpriced=day.unpriced,
+            month_unpriced=month.unpriced,
+            lifetime_unpriced=lifetime.unpriced,
+        )
+
+    def plus(self, nanos: int, tokens: int, unpriced: int) -> WindowSpend:
+        """This spend with one more charge in every window."""
+        return WindowSpend(
+            day=self.day + nanos,
+            month=self.month + nanos,
+            lifetime=self.lifetime + nanos,
+            day_tokens=self.day_tokens + tokens,
+            month_tokens=self.month_tokens + tokens,
+            lifetime_tokens=self.lifetime_tokens + tokens,
+            day_unpriced=self.day_unpriced + unpriced,
+            month_unpriced=self.month_unpriced + unpriced,
+            lifetime_unpriced=self.lifetime_unpriced + unpriced,
+        )
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What one counter holds: nano-USD, tokens, charges of unknown cost."""
+
+    nanos: int = 0
+    tokens: int = 0
+    unpriced: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.nanos + other.nanos, self.tokens + other.tokens, self.unpriced + other.unpriced
+        )
+
+    @classmethod
+    def of_charge(cls, charge: Charge) -> Totals:
+        tokens = (charge.input_tokens or 0) + (charge.output_tokens or 0)
+        if charge.cost_nanos is None:
+            return cls(0, tokens, 1)
+        return cls(charge.cost_nanos, tokens, 0)
+
+    @classmethod
+    def of_row(cls, values: Sequence[Any]) -> Totals | None:
+        """``(spent, tokens, unpriced)`` as a query gives them; None for a missing counter."""
+        nanos, tokens, unpriced = values
+        if nanos is None:
+            return None
+        return cls(int(nanos), int(tokens), int(unpriced))
 
 
 # A counter's identity: (window, tz, start). Lifetime has no timezone.
@@ -55,16 +121,21 @@ def _keys(w: Windows) -> dict[Key, tuple[dt.datetime | None, dt.datetime | None]
     }
 
 
-def _sum_charges(persona_id: int, begin: dt.datetime | None, end: dt.datetime | None) -> int:
+def _sum_charges(persona_id: int, begin: dt.datetime | None, end: dt.datetime | None) -> Totals:
     qs = Charge.objects.filter(persona_id=persona_id)
     if begin is not None and end is not None:
         qs = qs.filter(ts__gte=begin, ts__lt=end)
-    return int(qs.aggregate(total=Sum("cost_nanos"))["total"] or 0)
+    sums = qs.aggregate(
+        total=Sum("cost_nanos"),
+        tokens=Sum(Coalesce(F("input_tokens"), Value(0)) + Coalesce(F("output_tokens"), Value(0))),
+        unpriced=Count("id", filter=Q(cost_nanos__isnull=True)),
+    )
+    return Totals(int(sums["total"] or 0), int(sums["tokens"] or 0), int(sums["unpriced"] or 0))
 
 
 def _create(
     persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]
-) -> tuple[int, bool]:
+) -> tuple[Totals, bool]:
     """Sum the charges of a window and store the counter (one indexed range scan).
 
     Returns the counter's value and whether this call created it. When another connection
@@ -77,17 +148,25 @@ def _create(
             # Savepoint: a concurrent rebuild of the same counter may win the insert.
             with transaction.atomic():
                 SpendCounter.objects.create(
-                    persona_id=persona_id, window=window, tz=tz, start=start, spent_nanos=total
+                    persona_id=persona_id,
+                    window=window,
+                    tz=tz,
+                    start=start,
+                    spent_nanos=total.nanos,
+                    tokens=total.tokens,
+                    unpriced=total.unpriced,
                 )
         except IntegrityError:
             existing = SpendCounter.objects.get(
                 persona_id=persona_id, window=window, tz=tz, start=start
-            ).spent_nanos
-            return existing, False
+            )
+            return Totals(existing.spent_nanos, existing.tokens, existing.unpriced), False
     return total, True
 
 
-def _rebuild(persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]) -> int:
+def _rebuild(
+    persona_id: int, key: Key, span: tuple[dt.datetime | None, dt.datetime | None]
+) -> Totals:
     """A reader's rebuild of a missing counter. If a concurrent rebuild won the insert, its
     value is as good as ours: both summed the committed charges."""
     return _create(persona_id, key, span)[0]
@@ -99,53 +178,115 @@ def window_spend(persona: Persona, w: Windows) -> WindowSpend:
     match = Q()
     for window, tz, start in keys:
         match |= Q(window=window, tz=tz, start=start)
-    found: dict[Key, int] = {
-        (window, tz, start): spent
-        for window, tz, start, spent in SpendCounter.objects.filter(match, persona=persona)
-        .values_list("window", "tz", "start", "spent_nanos")
+    found: dict[Key, Totals] = {
+        (window, tz, start): Totals(spent, tokens, unpriced)
+        for window, tz, start, spent, tokens, unpriced in SpendCounter.objects.filter(
+            match, persona=persona
+        )
+        .values_list("window", "tz", "start", "spent_nanos", "tokens", "unpriced")
         .iterator()
     }
     for key, span in keys.items():
         if key not in found:
             found[key] = _rebuild(persona.pk, key, span)
     by_window = {key[0]: value for key, value in found.items()}
-    return WindowSpend(day=by_window[DAY], month=by_window[MONTH], lifetime=by_window[LIFETIME])
+    return WindowSpend.of(by_window[DAY], by_window[MONTH], by_window[LIFETIME])
+
+
+@dataclass(frozen=True)
+class Held:
+    """Active, unexpired holds: reserved nano-USD and tokens."""
+
+    nanos: int = 0
+    tokens: int = 0
+
+
+def _counter_joins(owner: str) -> str:
+    """LEFT JOINs of the day, month and lifetime counters of persona ``owner`` (an SQL
+    expression), as ``d``, ``m``, ``l``; their columns are NULL for a missing counter."""
+    qn = connection.ops.quote_name
+    table = qn(SpendCounter._meta.db_table)
+    return " ".join(
+        f"LEFT JOIN {table} {alias} ON {alias}.{qn('persona_id')} = {owner} "
+        f"AND {alias}.{qn('window')} = %s AND {alias}.{qn('tz')} = %s "
+        f"AND {alias}.{qn('start')} = %s"
+        for alias in ("d", "m", "l")
+    )
+
+
+def _counter_columns() -> str:
+    qn = connection.ops.quote_name
+    return ", ".join(
+        f"{alias}.{qn(c)}"
+        for alias in ("d", "m", "l")
+        for c in ("spent_nanos", "tokens", "unpriced")
+    )
+
+
+def _held_columns(owner: str) -> str:
+    qn = connection.ops.quote_name
+    where = (
+        f"FROM {qn(Hold._meta.db_table)} WHERE {qn('persona_id')} = {owner} "
+        f"AND {qn('state')} = %s AND {qn('expires_at')} > %s"
+    )
+    return (
+        f"(SELECT COALESCE(SUM({qn('amount_nanos')}), 0) {where}), "
+        f"(SELECT COALESCE(SUM({qn('amount_tokens')}), 0) {where})"
+    )
+
+
+def _counter_params(w: Windows) -> list[Any]:
+    ops = connection.ops
+    params: list[Any] = []
+    for window, tz, start in _keys(w):
+        params += [window, tz, ops.adapt_datefield_value(start)]
+    return params
+
+
+def _held_params(now: dt.datetime) -> list[Any]:
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    return [Hold.State.ACTIVE, stamp, Hold.State.ACTIVE, stamp]
+
+
+def _spend_of_row(values: Sequence[Any]) -> tuple[WindowSpend, Held] | None:
+    """The 11 trailing columns of a hot query: 3 counters x 3 values, then the holds."""
+    day, month, lifetime = (Totals.of_row(values[i : i + 3]) for i in (0, 3, 6))
+    if day is None or month is None or lifetime is None:
+        return None
+    return WindowSpend.of(day, month, lifetime), Held(int(values[9]), int(values[10]))
 
 
 @lru_cache(maxsize=4)
 def _hot_sql(vendor: str) -> str:
     # Only quoted constant identifiers are formatted in; every value is a parameter.
-    qn = connection.ops.quote_name
-    counter = (
-        f"(SELECT {qn('spent_nanos')} FROM {qn(SpendCounter._meta.db_table)} "  # noqa: S608
-        f"WHERE {qn('persona_id')} = %s AND {qn('window')} = %s AND {qn('tz')} = %s "
-        f"AND {qn('start')} = %s)"
+    return (
+        f"SELECT {_counter_columns()}, {_held_columns('%s')} "  # noqa: S608
+        f"FROM (SELECT 1 AS one) o {_counter_joins('%s')}"
     )
-    held = (
-        f"(SELECT COALESCE(SUM({qn('amount_nanos')}), 0) FROM {qn(Hold._meta.db_table)} "  # noqa: S608
-        f"WHERE {qn('persona_id')} = %s AND {qn('state')} = %s AND {qn('expires_at')} > %s)"
-    )
-    return f"SELECT {counter}, {counter}, {counter}, {held}"
 
 
-def spend_and_held(persona: Persona, w: Windows, now: dt.datetime) -> tuple[WindowSpend, int]:
+def spend_and_held(persona: Persona, w: Windows, now: dt.datetime) -> tuple[WindowSpend, Held]:
     """Current window spend and active holds in ONE plain SQL query (the check's hot path).
 
-    Equivalent to :func:`window_spend` plus the active-holds sum; the ORM is skipped because
-    compiling its queries costs more than the whole check may take. A missing counter
-    falls back to :func:`window_spend`, which rebuilds it.
+    Equivalent to :func:`window_spend` plus the active holds' sums; the ORM is skipped
+    because compiling its queries costs more than the whole check may take. A missing
+    counter falls back to :func:`window_spend`, which rebuilds it.
     """
-    ops = connection.ops
-    params: list[Any] = []
-    for window, tz, start in _keys(w):
-        params += [persona.pk, window, tz, ops.adapt_datefield_value(start)]
-    params += [persona.pk, Hold.State.ACTIVE, ops.adapt_datetimefield_value(now)]
+    params: list[Any] = [persona.pk, *_held_params(now)[:2], persona.pk, *_held_params(now)[2:]]
+    for key_params in _split3(_counter_params(w)):
+        params += [persona.pk, *key_params]
     with connection.cursor() as cursor:
         cursor.execute(_hot_sql(connection.vendor), params)
-        day, month, lifetime, held = cursor.fetchone()
-    if day is None or month is None or lifetime is None:
-        return window_spend(persona, w), int(held)
-    return WindowSpend(day=int(day), month=int(month), lifetime=int(lifetime)), int(held)
+        values = cursor.fetchone()
+    found = _spend_of_row(values)
+    held = Held(int(values[9]), int(values[10]))
+    if found is None:
+        return window_spend(persona, w), held
+    return found
+
+
+def _split3(params: list[Any]) -> list[list[Any]]:
+    return [params[i : i + 3] for i in range(0, len(params), 3)]
 
 
 # The zone each persona's windows were last cut in, to cut the next ones before its row
@@ -166,25 +307,17 @@ def _remember_zone(persona: Persona) -> Persona:
 def _persona_and_spend_sql(vendor: str) -> str:
     qn = connection.ops.quote_name
     columns, table, _ = hot_persona_query()
-    counter = (
-        f"(SELECT {qn('spent_nanos')} FROM {qn(SpendCounter._meta.db_table)} "  # noqa: S608
-        f"WHERE {qn('persona_id')} = p.{qn('id')} AND {qn('window')} = %s AND {qn('tz')} = %s "
-        f"AND {qn('start')} = %s)"
-    )
-    held = (
-        f"(SELECT COALESCE(SUM({qn('amount_nanos')}), 0) FROM {qn(Hold._meta.db_table)} "  # noqa: S608
-        f"WHERE {qn('persona_id')} = p.{qn('id')} AND {qn('state')} = %s "
-        f"AND {qn('expires_at')} > %s)"
-    )
+    owner = f"p.{qn('id')}"
     return (
-        f"SELECT {columns}, {counter}, {counter}, {counter}, {held} "  # noqa: S608
-        f"FROM {table} p WHERE p.{qn('agent_id')} = %s AND p.{qn('slug')} = %s"
+        f"SELECT {columns}, {_counter_columns()}, {_held_columns(owner)} "  # noqa: S608
+        f"FROM {table} p {_counter_joins(owner)} "
+        f"WHERE p.{qn('agent_id')} = %s AND p.{qn('slug')} = %s"
     )
 
 
 def find_persona_with_spend(
     agent_id: str, persona_id: str, now: dt.datetime
-) -> tuple[Persona, tuple[WindowSpend, int] | None]:
+) -> tuple[Persona, tuple[WindowSpend, Held] | None]:
     """``find_persona`` and, in the same query, :func:`spend_and_held` at ``now``.
 
     The read-only check's hot path: one round trip instead of two. The windows are cut
@@ -197,11 +330,7 @@ def find_persona_with_spend(
         return _remember_zone(find_persona(agent_id, persona_id)), None
     guess = _ZONE_GUESS.get((agent_id, persona_id), "UTC")
     w = windows_at(guess, now)
-    ops = connection.ops
-    params: list[Any] = []
-    for window, tz, start in _keys(w):
-        params += [window, tz, ops.adapt_datefield_value(start)]
-    params += [Hold.State.ACTIVE, ops.adapt_datetimefield_value(now), agent_id, persona_id]
+    params = [*_held_params(now), *_counter_params(w), agent_id, persona_id]
     with connection.cursor() as cursor:
         cursor.execute(_persona_and_spend_sql(connection.vendor), params)
         values = cursor.fetchone()
@@ -211,41 +340,45 @@ def find_persona_with_spend(
     persona = persona_from_hot_row(values[:width])
     if persona.effective_timezone != guess:
         return _remember_zone(persona), None
-    day, month, lifetime, held = values[width:]
-    if day is None or month is None or lifetime is None:
-        return persona, None  # a counter to rebuild: spend_and_held does that
-    return persona, (WindowSpend(day=int(day), month=int(month), lifetime=int(lifetime)), int(held))
+    # None: a counter to rebuild, which spend_and_held does.
+    return persona, _spend_of_row(values[width:])
 
 
-def bump(persona: Persona, charges: Iterable[Charge]) -> None:
+def bump(persona: Persona, charges: Iterable[Charge], *, zones: Iterable[str] = ()) -> None:
     """Add freshly inserted charges to their windows' counters (inside their transaction).
 
-    Counters cut in another timezone are dropped first: after the persona's timezone
+    Day and month counters are kept in the persona's timezone and in ``zones`` (its agent's
+    and the platform's, when they differ: those scopes sum their personas' counters cut in
+    their own zone). Counters cut in any other zone are dropped first: after a timezone
     changed they are stale, and they would be wrong if it ever changed back.
     """
-    tz = persona.effective_timezone
-    totals: dict[Key, int] = defaultdict(int)
+    kept = tuple(dict.fromkeys((persona.effective_timezone, *zones)))
+    totals: dict[Key, Totals] = defaultdict(Totals)
     spans: dict[Key, tuple[dt.datetime | None, dt.datetime | None]] = {}
     for charge in charges:
-        if not charge.cost_nanos:
+        amount = Totals.of_charge(charge)
+        if amount == Totals():
             continue
-        for key, span in _keys(windows_at(tz, charge.ts)).items():
-            totals[key] += charge.cost_nanos
-            spans[key] = span
+        for tz in kept:
+            for key, span in _keys(windows_at(tz, charge.ts)).items():
+                if key[0] == LIFETIME and tz != kept[0]:
+                    continue  # one lifetime counter, whatever the zones
+                totals[key] += amount
+                spans[key] = span
     if not totals:
         return
-    # Counters that get the same amount (all three for a single charge) are updated by
+    # Counters that get the same amounts (all of them for a single charge) are updated by
     # one statement, and on PostgreSQL the drop of other zones' counters rides along:
     # this runs inside every charge's locked transaction, where each statement is a
     # round trip (docs/benchmarks.md).
-    by_amount: dict[int, list[Key]] = defaultdict(list)
+    by_amount: dict[Totals, list[Key]] = defaultdict(list)
     for key, amount in totals.items():
         by_amount[amount].append(key)
     matched: set[Key] = set()
-    drop_zones = True
+    drop: tuple[str, ...] | None = kept
     for amount, keys in by_amount.items():
-        matched |= _add_all(persona, keys, amount, drop_other_zones=drop_zones)
-        drop_zones = False
+        matched |= _add_all(persona, keys, amount, keep_zones=drop)
+        drop = None
     for key, amount in totals.items():
         if key in matched:
             continue
@@ -254,46 +387,60 @@ def bump(persona: Persona, charges: Iterable[Charge]) -> None:
         # committed charges only: it cannot see ours before we commit, so ours are added.
         _, created = _create(persona.pk, key, spans[key])
         if not created:
-            _add_all(persona, [key], amount, drop_other_zones=False)
+            _add_all(persona, [key], amount, keep_zones=None)
 
 
 @lru_cache(maxsize=64)
-def _add_sql(vendor: str, keys: int, *, drop_other_zones: bool) -> tuple[str | None, str]:
-    """``(delete, update)``: drop other zones' counters (``None`` when folded into the
-    update, or not asked for); add an amount to ``keys`` counters and return the keys of
-    those that exist. Only quoted constant identifiers are formatted in."""
+def _add_sql(vendor: str, keys: int, *, keep_zones: int) -> tuple[str | None, str]:
+    """``(delete, update)``: drop the counters of zones other than ``keep_zones`` given
+    zones (``None`` when folded into the update, or with ``keep_zones=0``: not asked
+    for); add amounts to ``keys`` counters and return the keys of those that exist. Only
+    quoted constant identifiers are formatted in."""
     qn = connection.ops.quote_name
     table = qn(SpendCounter._meta.db_table)
     persona, window, tz, start = (qn(c) for c in ("persona_id", "window", "tz", "start"))
-    spent, updated = qn("spent_nanos"), qn("updated_at")
-    delete = f"DELETE FROM {table} WHERE {persona} = %s AND {tz} <> '' AND {tz} <> %s"  # noqa: S608
+    spent, tokens, unpriced = qn("spent_nanos"), qn("tokens"), qn("unpriced")
+    updated = qn("updated_at")
+    zones = ", ".join(["%s"] * keep_zones)
+    delete = f"DELETE FROM {table} WHERE {persona} = %s AND {tz} <> '' AND {tz} NOT IN ({zones})"  # noqa: S608
     which = ", ".join(["(%s, %s, %s)"] * keys)
     update = (
-        f"UPDATE {table} SET {spent} = {spent} + %s, {updated} = %s "  # noqa: S608
+        f"UPDATE {table} SET {spent} = {spent} + %s, {tokens} = {tokens} + %s, "  # noqa: S608
+        f"{unpriced} = {unpriced} + %s, {updated} = %s "
         f"WHERE {persona} = %s AND ({window}, {tz}, {start}) IN ({which}) "
         f"RETURNING {window}, {tz}, {start}"
     )
-    if not drop_other_zones:
+    if not keep_zones:
         return None, update
     if vendor == "postgresql":
-        # Both parts see the same snapshot and touch different rows (other zones vs this
-        # zone and lifetime), so one statement does what the two did.
+        # Both parts see the same snapshot and touch different rows (other zones vs these
+        # zones and lifetime), so one statement does what the two did.
         return None, f"WITH dropped AS ({delete}) {update}"
     return delete, update
 
 
-def _add_all(persona: Persona, keys: list[Key], amount: int, *, drop_other_zones: bool) -> set[Key]:
-    """Add ``amount`` to each of ``keys``' counters; the keys whose counter existed."""
+def _add_all(
+    persona: Persona, keys: list[Key], amount: Totals, *, keep_zones: tuple[str, ...] | None
+) -> set[Key]:
+    """Add ``amount`` to each of ``keys``' counters; the keys whose counter existed. With
+    ``keep_zones``, counters of every other zone are dropped first."""
     ops = connection.ops
-    delete, update = _add_sql(connection.vendor, len(keys), drop_other_zones=drop_other_zones)
-    zone_params: list[Any] = [persona.pk, persona.effective_timezone]
-    params: list[Any] = [amount, ops.adapt_datetimefield_value(dt.datetime.now(dt.UTC)), persona.pk]
+    n_zones = len(keep_zones or ())
+    delete, update = _add_sql(connection.vendor, len(keys), keep_zones=n_zones)
+    zone_params: list[Any] = [persona.pk, *(keep_zones or ())]
+    params: list[Any] = [
+        amount.nanos,
+        amount.tokens,
+        amount.unpriced,
+        ops.adapt_datetimefield_value(dt.datetime.now(dt.UTC)),
+        persona.pk,
+    ]
     for window, tz, start in keys:
         params += [str(window), tz, ops.adapt_datefield_value(start)]
     with connection.cursor() as cursor:
         if delete is not None:
             cursor.execute(delete, zone_params)
-        elif drop_other_zones:
+        elif n_zones:
             params = zone_params + params
         cursor.execute(update, params)
         rows = cursor.fetchall()
@@ -311,12 +458,18 @@ def invalidate(persona: Persona) -> int:
 @dataclass(frozen=True)
 class Drift:
     counter: SpendCounter
-    actual: int
+    actual: Totals
 
     def describe(self) -> str:
-        c = self.counter
+        c, a = self.counter, self.actual
         where = f"{c.persona} {c.window} {c.start:%Y-%m-%d}{' ' + c.tz if c.tz else ''}"
-        return f"{where}: counter {c.spent_nanos} nano-USD, charges sum to {self.actual}"
+        text = f"{where}: counter {c.spent_nanos} nano-USD, charges sum to {a.nanos}"
+        if (c.tokens, c.unpriced) != (a.tokens, a.unpriced):
+            text += (
+                f"; counter {c.tokens} tokens and {c.unpriced} unpriced, charges "
+                f"{a.tokens} and {a.unpriced}"
+            )
+        return text
 
 
 def _span_of(counter: SpendCounter) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -337,7 +490,7 @@ def find_drift(*, persona: Persona | None = None) -> Iterator[Drift]:
         counters = counters.filter(persona=persona)
     for counter in counters.iterator():
         actual = _sum_charges(counter.persona_id, *_span_of(counter))
-        if actual != counter.spent_nanos:
+        if actual != Totals(counter.spent_nanos, counter.tokens, counter.unpriced):
             yield Drift(counter, actual)
 
 
@@ -355,5 +508,7 @@ def reconcile(*, fix: bool, persona: Persona | None = None) -> tuple[int, list[D
                 # is either in the sum or bumps the corrected value afterwards.
                 Persona.objects.select_for_update().get(pk=drift.counter.persona_id)
                 actual = _sum_charges(drift.counter.persona_id, *_span_of(drift.counter))
-                SpendCounter.objects.filter(pk=drift.counter.pk).update(spent_nanos=actual)
+                SpendCounter.objects.filter(pk=drift.counter.pk).update(
+                    spent_nanos=actual.nanos, tokens=actual.tokens, unpriced=actual.unpriced
+                )
     return checked, drifts

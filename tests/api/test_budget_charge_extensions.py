@@ -415,6 +415,7 @@ def test_a_warn_only_budget_allows_with_decision_warn_and_names_the_cap(
         "hard_cap": False,
         "decision": "warn",
         "limit": limit,
+        "scope": "persona",
         "estimate": {"usd": estimate, "source": "client"},
     }
 

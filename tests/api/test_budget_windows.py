@@ -405,7 +405,7 @@ def test_a_reader_building_a_counter_while_charges_are_inserted_never_loses_them
         finally:
             connections.close_all()
 
-    def add(persona: Persona, keys: list[Any], amount: int, **kwargs: Any) -> set[Any]:
+    def add(persona: Persona, keys: list[Any], amount: Any, **kwargs: Any) -> set[Any]:
         matched = original_add(persona, keys, amount, **kwargs)
         if len(matched) < len(keys) and threading.current_thread() is main and not seen:
             thread = threading.Thread(target=reader)

@@ -147,3 +147,66 @@ def test_a_check_whose_counters_are_gone_rebuilds_them_from_the_charges(
     assert body["remaining_usd"] == {"daily": 9.98, "monthly": 19.98}
     assert body["allowed"] is False
     assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
+
+
+SCOPES_READ = "SELECT budgets_charge budgets_hold budgets_spendcounter personas_persona"
+
+
+@pytest.fixture
+def three_scopes(coder: Persona, data_dir: Any) -> None:
+    (data_dir / "agents" / "hermes" / "agent.toml").write_text(
+        "[agent.budget]\ndaily_usd = 30.0\ndaily_tokens = 100000\n"
+    )
+    (data_dir / "platform.toml").write_text("[platform.budget]\nmonthly_usd = 500.0\n")
+
+
+def test_with_caps_at_three_scopes_a_check_adds_one_statement_for_both(
+    client: APIClient, three_scopes: None
+) -> None:
+    charge(client, "r-1")
+    check(client)
+    # The agent's and the platform's caps come from their files (a stat each, cached by
+    # signature); their spend and holds from one statement, whatever the ledger's size.
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ, SCOPES_READ]
+    body = check(client, 9.99).json()
+    assert (body["allowed"], body["remaining_usd"]) == (True, {"daily": 9.99, "monthly": 19.99})
+
+
+def test_with_caps_above_the_persona_a_charge_sends_the_same_statements(
+    client: APIClient, three_scopes: None
+) -> None:
+    charge(client, "warm-up")
+    kinds = statements(lambda: charge(client, "r-1"))
+    # No agent or platform lock: a charge only replaces a hold by its cost (see
+    # budgets/services/scopes.py, lock_above).
+    assert "SELECT personas_agent" not in kinds
+    assert kinds[:4] == [
+        "SELECT budgets_apikey",
+        "SELECT personas_persona",
+        "SELECT personas_persona",
+        "SELECT budgets_hold budgets_spendcounter",
+    ]
+
+
+def test_a_reserve_locks_the_agent_and_the_platform_only_when_they_cap_a_window(
+    client: APIClient, three_scopes: None, data_dir: Any
+) -> None:
+    def reserve() -> Any:
+        return client.post(
+            f"{URL}/check", {"estimated_cost_usd": 0.01, "reserve": True}, format="json"
+        )
+
+    reserve()
+    locks = [
+        k for k in statements(reserve) if k in {"SELECT personas_agent", "SELECT personas_platform"}
+    ]
+    if connection.vendor == "postgresql":
+        assert locks == ["SELECT personas_agent", "SELECT personas_platform"]
+    else:
+        assert locks == []  # the IMMEDIATE transaction holds SQLite's write lock
+    (data_dir / "platform.toml").write_text("[platform.budget]\nper_call_max_usd = 5.0\n")
+    reserve()
+    locks = [
+        k for k in statements(reserve) if k in {"SELECT personas_agent", "SELECT personas_platform"}
+    ]
+    assert locks == (["SELECT personas_agent"] if connection.vendor == "postgresql" else [])

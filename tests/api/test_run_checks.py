@@ -307,4 +307,5 @@ def test_a_check_without_run_id_answers_as_before(client: APIClient) -> None:
     answer = check(client, 0.5, run_id=None).json()
     assert answer["allowed"] is True
     assert "run" not in answer
-    assert "scope" not in answer
+    # Every check names the scope that decided (DESIGN.md section 6): none here.
+    assert answer["scope"] is None
