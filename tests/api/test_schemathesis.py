@@ -64,6 +64,10 @@ ACCEPTS_WHAT_THE_SCHEMA_FORBIDS = {
         "runs: an empty `state` (`?state=`) is answered though it is not in the enum"
     ),
     "GET /api/events": "alerts: unknown query parameters are ignored, not refused",
+    "POST /api/agents/{agent_id}/personas/{persona_id}/budget/check": (
+        "prices: with estimated_cost_usd, a `model` that is not a string ({}) is ignored, "
+        "not refused"
+    ),
 }
 
 
