@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# axe-core for the admin's accessibility test, from the npm registry (scripts/vendor-axe).
+AXE := $(VENV)/vendor/axe-core/axe.min.js
+$(AXE): scripts/vendor-axe | $(STAMP)
+	bash scripts/vendor-axe $(VENV)/vendor
+
+setup: $(STAMP) $(AXE)
 
 # Set up, migrate, provision the demo agent and serve on http://127.0.0.1:8000 (SQLite),
 # with the background worker (webhook deliveries) beside the web server; Ctrl-C stops both.
@@ -27,7 +32,7 @@ run: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Set up and run the whole test suite (lint, types, tests) on the configured database.
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	bash scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -18,7 +18,7 @@ from budgets.models import Hold
 from budgets.reports import selectors as q
 from budgets.services import budget_state
 from budgets.services.windows import zone
-from budgets.templatetags.spend import format_usd
+from budgets.templatetags.spend import format_cents, format_usd
 from hal0.errors import ApiError
 from personas.models import Persona
 
@@ -467,8 +467,8 @@ def forecasts(views: list[q.PersonaSpend], now: dt.datetime) -> list[ForecastRow
                 level = "warn"
             else:
                 text = (
-                    f"at this pace {format_usd(f.projected_nanos)} by the {name} window's end, "
-                    f"under the cap"
+                    f"at this pace {format_cents(f.projected_nanos)} by the end of the {name} "
+                    f"window, under the cap"
                 )
                 level = "ok"
             out.append(ForecastRow(v.persona, key, text, level))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
-from django.db.models import Q, Sum
+from django.db.models import DateField, F, Func, Q, Sum
 
 from budgets.models import Charge, SpendRollup
 from budgets.reports.rollups import HOUR, hour_of
@@ -287,14 +287,15 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
     split = _split_hours(query)
     time_group = next((g for g in query.group_by if g in TIME_GROUPS), None)
     tzinfo = zone(query.tz)
-    local_date_of: dict[dt.datetime, str] = {}
+    local_date_of: dict[dt.datetime | dt.date, str] = {}
     names: dict[int, tuple[str, str]] = dict(scope or {})
 
-    def time_key(instant: dt.datetime) -> str:
-        # Hours repeat across rows: each is turned into its local period once.
+    def time_key(instant: dt.datetime | dt.date) -> str:
+        # Days repeat across rows: each is turned into its local period once.
         key = local_date_of.get(instant)
         if key is None:
-            day = instant.astimezone(tzinfo).date()
+            is_instant = isinstance(instant, dt.datetime)
+            day = instant.astimezone(tzinfo).date() if is_instant else instant  # type: ignore[union-attr]
             if time_group == "week":
                 key = (day - dt.timedelta(days=day.weekday())).isoformat()
             elif time_group == "month":
@@ -304,7 +305,7 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
             local_date_of[instant] = key
         return key
 
-    def group_key(r: Mapping[str, Any], instant: dt.datetime | None) -> tuple[str, ...]:
+    def group_key(r: Mapping[str, Any], instant: dt.datetime | dt.date | None) -> tuple[str, ...]:
         parts: list[str] = []
         for g in query.group_by:
             if g in TIME_GROUPS:
@@ -328,8 +329,6 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
         report.total.add(*sums)
 
     dims: list[str] = []
-    if time_group is not None:
-        dims.append("hour")
     if "agent" in query.group_by or "persona" in query.group_by:
         dims.append("persona_id")
     dims += [g for g in ("model", "surface") if g in query.group_by]
@@ -346,8 +345,20 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
         "o": Sum("output_tokens"),
         "u": Sum("unpriced"),
     }
-    rows: list[Mapping[str, Any]]
-    if dims:
+    rows: list[Mapping[str, Any]] = []
+    if time_group is not None:
+        # The local day of each hour is computed by the database, one query per stretch
+        # of constant UTC offset (two or three a year in a zone with DST): a 90-day report
+        # returns days x groups rows, not hours x groups.
+        for lo, hi, minutes in _offset_stretches(hour_of(begin), end, tzinfo):
+            stretch = rollups.filter(hour__gte=lo, hour__lt=hi)
+            rows += (
+                stretch.annotate(d=LocalDate("hour", minutes))
+                .values("d", *dims)
+                .annotate(**sums)
+                .order_by()
+            )
+    elif dims:
         rows = list(rollups.values(*dims).annotate(**sums).order_by())
     else:
         one = rollups.aggregate(**sums)
@@ -355,7 +366,7 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
     _name_personas(names, scope, rows, dims)
     for r in rows:
         add(
-            group_key(r, r.get("hour")),
+            group_key(r, r.get("d")),
             (int(r["c"] or 0), int(r["n"]), int(r["i"] or 0), int(r["o"] or 0), int(r["u"] or 0)),
         )
 
@@ -392,6 +403,59 @@ def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report
                 ),
             )
     return report
+
+
+class LocalDate(Func):
+    """The date of a UTC timestamp shifted by a fixed number of minutes (a zone's offset
+    over a stretch of time), computed by the database."""
+
+    output_field = DateField()
+
+    def __init__(self, expression: str, minutes: int) -> None:
+        super().__init__(F(expression))
+        self.minutes = minutes
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"date({sql}, %s)", [*params, f"{self.minutes:+d} minutes"]
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"(({sql} AT TIME ZONE 'UTC') + make_interval(mins => %s))::date",
+            [*params, self.minutes],
+        )
+
+
+def _offset_minutes(instant: dt.datetime, tzinfo: Any) -> int:
+    offset = instant.astimezone(tzinfo).utcoffset() or dt.timedelta(0)
+    return int(offset.total_seconds() // 60)
+
+
+def _offset_stretches(
+    lo: dt.datetime, hi: dt.datetime, tzinfo: Any
+) -> list[tuple[dt.datetime, dt.datetime, int]]:
+    """``[lo, hi)`` cut into stretches of whole hours with one UTC offset each.
+
+    Walks a day at a time; a day whose first and last hour differ is searched hour by
+    hour for the change (zones change their offset at most once a day).
+    """
+    out: list[tuple[dt.datetime, dt.datetime, int]] = []
+    start, current = lo, _offset_minutes(lo, tzinfo)
+    t = lo
+    while t < hi:
+        step_end = min(t + dt.timedelta(days=1), hi)
+        if _offset_minutes(step_end - HOUR, tzinfo) != current:
+            h = t
+            while h < step_end:
+                minutes = _offset_minutes(h, tzinfo)
+                if minutes != current:
+                    out.append((start, h, current))
+                    start, current = h, minutes
+                h += HOUR
+        t = step_end
+    out.append((start, hi, current))
+    return out
 
 
 def _filtered(
