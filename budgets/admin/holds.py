@@ -46,6 +46,8 @@ class HoldAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "persona",
+        # The client's id of the call that took it (its charge carries the same one).
+        "request_id",
         "amount",
         "status",
         "created_at",

@@ -22,7 +22,8 @@ MAX_LIMIT = 1000
 
 
 class _EventScopeSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(["persona", "agent", "platform", "run"])
+    # A plain string: another "kind" enum in the schema would collide with this one.
+    kind = serializers.CharField(help_text="persona | agent | platform | run")
     agent = serializers.CharField(allow_null=True)
     persona = serializers.CharField(allow_null=True)
 

@@ -9,6 +9,7 @@ speaks enough of the chat-completions API for the official ``openai`` SDK.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,13 +20,38 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: manage.py, hal0/, client/
+
+
+def run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """``asyncio.run(main())`` in a thread of its own: the browser tests of the same run
+    leave an event loop running in the main thread (Playwright's sync API)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        async def wrapped() -> T:
+            return await main()
+
+        try:
+            results.append(asyncio.run(wrapped()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from client_support import LiveService
+from client_support import LiveService, run_async
 
 from hal0_client import AsyncSpendClient, BudgetExceeded, SpendClient, SpendError
 
@@ -45,8 +45,8 @@ def test_the_guard_reserves_then_charges_with_the_hold_under_one_request_id(
     assert call.charge.recorded is True
     assert call.charge.hold_settled is True
     assert call.charge.row.cost_usd == Decimal("0.0421")
-    assert service.charges(pid) == [(call.request_id, 42_100_000, 1000, 200, call.hold.id)]
-    assert service.holds(pid) == [(call.hold.id, "settled", call.request_id, 50_000_000)]
+    assert service.charges(pid) == [(call.request_id, 42_100_000, 1000, 200, call.hold_id)]
+    assert service.holds(pid) == [(call.hold_id, "settled", call.request_id, 50_000_000)]
     after = spend.budget()
     assert after.held_usd == 0
     assert after.spend["today_usd"] == Decimal("0.0421")
@@ -56,7 +56,7 @@ def test_record_by_keywords(service: LiveService, persona: Persona, client_for: 
     pid = persona("daily_usd = 1.0")
     with client_for(pid).guard(surface="local", model="llama", estimated_cost_usd=0.01) as call:
         call.record(cost_usd=Decimal("0.0005"), input_tokens=10, output_tokens=5)
-    assert service.charges(pid) == [(call.request_id, 500_000, 10, 5, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 500_000, 10, 5, call.hold_id)]
 
 
 def test_a_refused_check_raises_before_the_upstream_call(
@@ -101,7 +101,7 @@ def test_an_exception_inside_the_block_releases_the_hold_and_propagates(
     with pytest.raises(TimeoutError, match="upstream timed out"), guard as call:
         raise TimeoutError("upstream timed out")
 
-    assert service.holds(pid) == [(call.hold.id, "released", call.request_id, 500_000_000)]
+    assert service.holds(pid) == [(call.hold_id, "released", call.request_id, 500_000_000)]
     assert service.charges(pid) == []
     assert spend.budget().held_usd == 0
 
@@ -193,7 +193,7 @@ def test_the_async_client_guards_with_async_with(service: LiveService, persona: 
         service.base_url, key=service.agent_key, agent="hermes", persona=pid, backoff_s=0.01
     )
 
-    async def agent() -> tuple[str, str]:
+    async def agent() -> tuple[str, str | None]:
         async with spend.guard(surface="s", model="m", estimated_cost_usd=0.05) as call:
             await asyncio.sleep(0)
             call.record(cost_usd=0.04, input_tokens=3, output_tokens=4)
@@ -202,7 +202,7 @@ def test_the_async_client_guards_with_async_with(service: LiveService, persona: 
                 pass
         budget = await spend.budget()
         assert budget.spend["today_usd"] == Decimal("0.04")
-        return call.request_id, call.hold.id
+        return call.request_id, call.hold_id
 
-    request_id, hold_id = asyncio.run(agent())
+    request_id, hold_id = run_async(agent)
     assert service.charges(pid) == [(request_id, 40_000_000, 3, 4, hold_id)]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
-from client_support import LiveService, StandInUpstream
+from client_support import LiveService, StandInUpstream, run_async
 from openai import AsyncOpenAI, OpenAI
 
 from hal0_client import AsyncSpendClient, SpendClient
@@ -40,7 +39,7 @@ def test_a_chat_completion_inside_a_guard_lands_in_the_ledger(
 
     assert response.choices[0].message.content == "Paris."
     assert len(upstream.requests) == 1
-    assert service.charges(pid) == [(call.request_id, 1_230_000, 1200, 345, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 1_230_000, 1200, 345, call.hold_id)]
     assert service.holds(pid)[0][1] == "settled"
 
 
@@ -62,7 +61,7 @@ def test_a_streamed_chat_completion_records_the_final_usage(
         )
 
     assert text == "Paris."
-    assert service.charges(pid) == [(call.request_id, 1_230_000, 1200, 345, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 1_230_000, 1200, 345, call.hold_id)]
 
 
 def test_the_async_sdk_inside_an_async_guard(
@@ -71,7 +70,7 @@ def test_the_async_sdk_inside_an_async_guard(
     pid = persona("daily_usd = 1.0")
     spend = AsyncSpendClient(service.base_url, key=service.agent_key, agent="hermes", persona=pid)
 
-    async def agent() -> tuple[str, str]:
+    async def agent() -> tuple[str, str | None]:
         llm = AsyncOpenAI(base_url=upstream.base_url, api_key="sk-stand-in", max_retries=0)
         async with spend.guard(surface="openrouter", model="m", estimated_cost_usd=0.01) as call:
             stream = await llm.chat.completions.create(
@@ -83,7 +82,7 @@ def test_the_async_sdk_inside_an_async_guard(
             async for _ in call.astream(stream):
                 pass
         await llm.close()
-        return call.request_id, call.hold.id
+        return call.request_id, call.hold_id
 
-    request_id, hold_id = asyncio.run(agent())
+    request_id, hold_id = run_async(agent)
     assert service.charges(pid) == [(request_id, 1_230_000, 1200, 345, hold_id)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from client_support import FaultyProxy, LiveService, free_port
@@ -30,7 +32,7 @@ def test_a_charge_retried_after_a_dropped_answer_records_once(
     assert proxy.count("/charge") == 2
     assert call.charge is not None
     assert call.charge.hold_settled is True
-    assert service.charges(pid) == [(call.request_id, 70_000_000, 7, 8, call.hold.id)]
+    assert service.charges(pid) == [(call.request_id, 70_000_000, 7, 8, call.hold_id)]
     assert spend.budget().spend["today_usd"] == Decimal("0.07")
 
 
@@ -48,7 +50,7 @@ def test_a_reserve_retried_after_a_dropped_answer_takes_one_hold(
         call.record(cost_usd=0.5)
 
     assert proxy.count("/check") == 2
-    assert service.holds(pid) == [(call.hold.id, "settled", call.request_id, 600_000_000)]
+    assert service.holds(pid) == [(call.hold_id, "settled", call.request_id, 600_000_000)]
 
 
 def test_a_release_retried_after_a_dropped_answer_counts_as_released(
@@ -180,8 +182,8 @@ def test_a_charge_that_cannot_be_sent_after_the_call_is_queued_whatever_the_poli
 
     rows = service.charges(pid)
     assert rows == [
-        (call.request_id, 40_000_000, None, None, call.hold.id),
-        (second.request_id, 10_000_000, None, None, second.hold.id),
+        (call.request_id, 40_000_000, None, None, call.hold_id),
+        (second.request_id, 10_000_000, None, None, second.hold_id),
     ]
 
 
@@ -202,3 +204,36 @@ def test_the_queue_is_bounded_and_logs_what_it_drops(
     assert spend.pending == 2
     assert "the oldest is dropped" in caplog.text
     assert ids[0] in caplog.text
+
+
+def test_a_redirect_is_refused_not_followed(persona: Persona, client_for: ClientFor) -> None:
+    """A POST redirected by urllib would become a GET of another URL: never follow it."""
+    seen: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(f"POST {self.path}")
+            self.send_response(301)
+            self.send_header("Location", "https://127.0.0.1:1" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        spend = client_for(persona(""), base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(ApiError) as redirected:
+            spend.check(0.01)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (redirected.value.status, redirected.value.code) == (301, "request.redirected")
+    assert [s.split(" ")[0] for s in seen] == ["POST"]

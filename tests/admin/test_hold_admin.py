@@ -48,6 +48,14 @@ def test_each_hold_shows_its_status(staff_client: Client, holds: dict[str, Hold]
     assert "$0.05" in body
 
 
+def test_a_hold_shows_the_request_id_that_took_it(
+    staff_client: Client, holds: dict[str, Hold]
+) -> None:
+    Hold.objects.filter(pk=holds["active"].pk).update(request_id="req_from_the_client")
+    body = staff_client.get(LIST).content.decode()
+    assert "req_from_the_client" in body
+
+
 @pytest.mark.parametrize("status", ["active", "expired", "settled", "released"])
 def test_the_status_filter(staff_client: Client, holds: dict[str, Hold], status: str) -> None:
     response = staff_client.get(f"{LIST}?status={status}")

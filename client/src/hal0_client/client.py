@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import datetime as dt
 import logging
 import threading
 import uuid
@@ -15,7 +17,15 @@ from typing import (
 from urllib.parse import quote
 
 from hal0_client.errors import ApiError, BudgetExceeded, SpendError, SpendUnavailable
-from hal0_client.results import Budget, ChargeResult, CheckResult, Release, Usage, timestamp
+from hal0_client.results import (
+    Budget,
+    ChargeResult,
+    CheckResult,
+    Hold,
+    Release,
+    Usage,
+    timestamp,
+)
 from hal0_client.runs import Run, RunInfo, new_run_id
 from hal0_client.transport import Transport
 from hal0_client.usage import StreamUsage, extract_usage
@@ -306,7 +316,7 @@ class SpendClient:
     def _send_charge(self, body: dict[str, Any]) -> ChargeResult:
         return ChargeResult.from_json(self._http.request("POST", f"{self._base}/charge", body))
 
-    def _resets_at_of(self, check: CheckResult) -> Any:
+    def _resets_at_of(self, check: CheckResult) -> dt.datetime | None:
         """When the refusing window starts again (``None`` for caps that never reset)."""
         given = check.raw.get("resets_at")
         limit = check.limit or ""
@@ -345,8 +355,12 @@ class GuardedCall:
         self.queued = False
 
     @property
-    def hold(self) -> Any:
+    def hold(self) -> Hold | None:
         return self.check.hold if self.check is not None else None
+
+    @property
+    def hold_id(self) -> str | None:
+        return self.hold.id if self.hold is not None else None
 
     def record(
         self,
@@ -418,7 +432,7 @@ class GuardedCall:
             "model": self.model,
             "cost_usd": usage.cost_usd,
             "request_id": self.request_id,
-            "hold_id": self.hold.id if self.hold is not None else None,
+            "hold_id": self.hold_id,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
@@ -516,11 +530,7 @@ class Guard:
             logger.exception("hal0: charge %s refused", call.request_id)
 
     async def __aenter__(self) -> GuardedCall:
-        import asyncio
-
         return await asyncio.to_thread(self.open)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.close, exc)

@@ -65,7 +65,11 @@ class Transport:
         self._sleep = sleep
         # No proxies from the environment: the spend service usually sits next to the
         # agent, and an HTTP_PROXY meant for the upstream must not carry its key.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # No redirects followed either: urllib would turn a redirected POST into a GET of
+        # another URL and hand its answer back as if it were the check's.
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), _RefuseRedirects()
+        )
 
     def request(
         self,
@@ -144,6 +148,12 @@ class Transport:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         if status >= 500:
             raise _Retryable(f"HTTP {status}")
+        if 300 <= status < 400:
+            raise ApiError(
+                status,
+                "request.redirected",
+                f"{url} answered a redirect; use the address it names as base_url",
+            )
         payload = _decode(raw)
         if status >= 400:
             error = payload.get("error") if isinstance(payload, dict) else None
@@ -166,6 +176,11 @@ def _decode(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"), parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx status
 
 
 class _Retryable(Exception):
