@@ -11,7 +11,18 @@ def main() -> None:
     from django.core.management import execute_from_command_line
 
     try:
-        execute_from_command_line(sys.argv)
+        try:
+            execute_from_command_line(sys.argv)
+        finally:
+            # Flushed here, also on the way out of --help's SystemExit, so a closed pipe
+            # surfaces as the exception below and not in the interpreter's exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`manage.py apikey list | head`): stop quietly, as a Unix
+        # tool cut off by SIGPIPE does. stdout goes to /dev/null first, so the flush at
+        # exit does not raise the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + 13)  # 141, what a shell reports for a process killed by SIGPIPE
     except ImproperlyConfigured as exc:
         # A setting the operator has to fix (say, no SECRET_KEY with DEBUG off): the
         # message is the answer; the traceback only with --traceback.

@@ -15,8 +15,10 @@ class BudgetsConfig(AppConfig):
     def ready(self) -> None:
         # Cap changes audited by personas become budget.changed events (budgets/events).
         from budgets.events import hooks
+        from budgets.services import pause
 
         hooks.connect()
+        pause.connect()  # budget.paused when a stop switch is turned on
 
 
 class Hal0AdminConfig(admin_apps.AdminConfig):

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_field,
+)
 from rest_framework import serializers
 
+from budgets.limits import MAX_TEXT, MAX_TOKENS
 from budgets.rules import RUN_LIMITS
+from hal0.money import MAX_USD
+from hal0.text import PRINTABLE_NON_BLANK_PATTERN
 from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
+from personas.toml_store import TIMEZONE_MAX_LEN
 
 __all__ = [
     "BUDGET_ERRORS",
@@ -56,6 +66,42 @@ def _usd(help_text: str, **kwargs: Any) -> serializers.FloatField:
     return serializers.FloatField(min_value=0, help_text=help_text, **kwargs)
 
 
+def _usd_in(help_text: str, **kwargs: Any) -> serializers.FloatField:
+    """An amount a client sends: 0 to 1e9 USD (hal0/money.py)."""
+    return _usd(help_text, max_value=float(MAX_USD), **kwargs)
+
+
+def _text_in(help_text: str = "", **kwargs: Any) -> serializers.RegexField:
+    """A string the service keeps: 1-200 printable characters, not blank (hal0/text.py)."""
+    return serializers.RegexField(
+        PRINTABLE_NON_BLANK_PATTERN,
+        min_length=1,
+        max_length=MAX_TEXT,
+        help_text=help_text,
+        **kwargs,
+    )
+
+
+@extend_schema_field(
+    {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "nullable": True}
+)
+class _WarnAtField(serializers.FloatField):
+    """``warn_at``: above 0, at most 1 (OpenAPI 3.0 spells "above" as exclusiveMinimum)."""
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": TIMEZONE_MAX_LEN,
+        "nullable": True,
+        "example": "Europe/Berlin",
+    }
+)
+class _TimezoneField(serializers.CharField):
+    """``timezone``: an IANA zone name (the set is the host's tz database's)."""
+
+
 def _rate(help_text: str) -> serializers.FloatField:
     return serializers.FloatField(
         min_value=0, allow_null=True, help_text=f"USD per million tokens: {help_text}"
@@ -65,18 +111,26 @@ def _rate(help_text: str) -> serializers.FloatField:
 class BudgetPutRequestSerializer(serializers.Serializer[Any]):
     """PUT body: replaces the whole block (a missing cap = no cap, missing hard_cap = true)."""
 
-    daily_usd = _usd("cap per day; absent = no cap, 0 = a cap of zero", required=False)
-    monthly_usd = _usd("cap per calendar month", required=False)
-    lifetime_usd = _usd("cap that never resets", required=False)
-    per_call_max_usd = _usd("largest estimate allowed for one call", required=False)
+    daily_usd = _usd_in(
+        "cap per day; absent or null = no cap, 0 = a cap of zero", required=False, allow_null=True
+    )
+    monthly_usd = _usd_in("cap per calendar month", required=False, allow_null=True)
+    lifetime_usd = _usd_in("cap that never resets", required=False, allow_null=True)
+    per_call_max_usd = _usd_in(
+        "largest estimate allowed for one call", required=False, allow_null=True
+    )
     hard_cap = serializers.BooleanField(
         default=True, help_text="false = warn only: checks are allowed with a reason"
     )
-    warn_at = serializers.FloatField(
-        required=False, min_value=0, max_value=1, help_text="extension: status `warn` from here"
+    warn_at = _WarnAtField(
+        required=False,
+        help_text="extension: status `warn` from this share of a cap; above 0, at most 1, up "
+        "to 4 decimals; absent or null = 0.8",
     )
-    timezone = serializers.CharField(
-        required=False, help_text="extension: IANA zone for day/month boundaries (UTC)"
+    timezone = _TimezoneField(
+        required=False,
+        help_text="extension: IANA zone for day/month boundaries, case-sensitive; absent or "
+        "null = UTC",
     )
     paused = serializers.BooleanField(
         required=False,
@@ -131,32 +185,27 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
     )
 
 
-_MAX_TOKENS = 2**31 - 1
-
-
-def _tokens(help_text: str) -> serializers.IntegerField:
+def _tokens(help_text: str, **kwargs: Any) -> serializers.IntegerField:
     return serializers.IntegerField(
-        required=False, min_value=0, max_value=_MAX_TOKENS, help_text=help_text
+        required=False, min_value=0, max_value=MAX_TOKENS, help_text=help_text, **kwargs
     )
 
 
 class CheckRequestSerializer(serializers.Serializer[Any]):
-    estimated_cost_usd = _usd(
+    estimated_cost_usd = _usd_in(
         "what the upstream call may cost; wins over a price from tokens. Required unless "
         "`model`, `input_tokens` and `max_output_tokens` are sent",
         required=False,
-        max_value=1e9,
     )
-    model = serializers.CharField(
-        required=False,
-        max_length=200,
-        help_text="extension (prices): the model about to be called, priced when "
+    model = _text_in(
+        "extension (prices): the model about to be called, priced when "
         "`estimated_cost_usd` is absent",
-    )
-    surface = serializers.CharField(
         required=False,
-        max_length=200,
-        help_text="extension (prices): where the call goes (picks the catalogue's provider)",
+    )
+    surface = _text_in(
+        "extension (prices): where the call goes (picks the catalogue's provider)",
+        required=False,
+        allow_null=True,
     )
     input_tokens = _tokens(
         "extension (prices): input tokens of the call, cached or not; required with `model`. "
@@ -171,11 +220,15 @@ class CheckRequestSerializer(serializers.Serializer[Any]):
         required=False, default=False, help_text="extension: take a hold for the estimate"
     )
     hold_ttl_s = serializers.IntegerField(
-        required=False, min_value=1, help_text="extension: hold lifetime in seconds (300)"
-    )
-    request_id = serializers.CharField(
         required=False,
-        max_length=200,
+        allow_null=True,
+        min_value=1,
+        max_value=settings.HAL0_HOLD_TTL_MAX_S,
+        help_text="extension: hold lifetime in seconds; absent or null = the default (300)",
+    )
+    request_id = _text_in(
+        required=False,
+        allow_null=True,
         help_text="extension, with `reserve`: makes the reserve idempotent per persona. The "
         "same body again answers the first answer (the same hold) and takes no other hold; "
         "another body with this id is 409 `hold.conflict`. Ignored without `reserve`",
@@ -264,33 +317,36 @@ class CheckResponseSerializer(serializers.Serializer[Any]):
 
 
 class ChargeRequestSerializer(serializers.Serializer[Any]):
-    surface = serializers.CharField(help_text="where the call went, e.g. `openrouter`")
-    model = serializers.CharField()
-    cost_usd = _usd(
+    surface = _text_in("where the call went, e.g. `openrouter`")
+    model = _text_in()
+    cost_usd = _usd_in(
         "what the call actually cost; always wins over a price from tokens. Required "
         "unless `input_tokens` or `output_tokens` is sent",
         required=False,
-        max_value=1e9,
     )
-    request_id = serializers.CharField(
+    request_id = _text_in(
         help_text="idempotency key per persona: the same body again returns the first "
         "answer; another body with this id is 409 `charge.conflict`"
     )
-    hold_id = serializers.CharField(
+    hold_id = _text_in(
         required=False,
+        allow_null=True,
         help_text="extension: settles this hold of the persona if it is still active. The "
         "charge is recorded whatever the hold's state: the money is already spent",
     )
-    input_tokens = _tokens("every input token of the call, cached or not")
-    output_tokens = _tokens("output tokens of the call")
+    input_tokens = _tokens("every input token of the call, cached or not", allow_null=True)
+    output_tokens = _tokens("output tokens of the call", allow_null=True)
     cache_read_tokens = _tokens(
-        "extension (prices): the part of input_tokens read from the prompt cache"
+        "extension (prices): the part of input_tokens read from the prompt cache",
+        allow_null=True,
     )
     cache_write_tokens = _tokens(
-        "extension (prices): the part of input_tokens written to the prompt cache"
+        "extension (prices): the part of input_tokens written to the prompt cache",
+        allow_null=True,
     )
-    run_id = serializers.CharField(
+    run_id = _text_in(
         required=False,
+        allow_null=True,
         help_text="extension: count this charge against the persona's run (also when the "
         "run is closed or needs budget). Without it, a charge settling a run's hold counts "
         "against that run",
@@ -301,7 +357,9 @@ class ChargeRowSerializer(serializers.Serializer[Any]):
     ts = serializers.DateTimeField()
     surface = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = _usd("as recorded; null when no price is known (never 0 for unknown)")
+    cost_usd = _usd(
+        "as recorded; null when no price is known (never 0 for unknown)", allow_null=True
+    )
     request_id = serializers.CharField()
     cost_source = serializers.ChoiceField(
         ["reported", "catalogue", "override", "unpriced"],

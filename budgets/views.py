@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from budgets import openapi as doc
 from budgets.auth import actor_of
+from budgets.limits import MAX_TEXT, MAX_TOKENS
 from budgets.monitoring import metrics
 from budgets.prices import quote
 from budgets.prices.rates import Usage
@@ -37,9 +38,6 @@ from personas.services import (
     resolve_agent,
     resolve_persona,
 )
-
-MAX_TEXT = 200
-MAX_TOKENS = 2**31 - 1
 
 
 def _persona(agent_id: str, persona_id: str) -> Persona:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import re
 
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same rule plus "not blank", as the API schema states it (ECMA-262 regex syntax).
+# Lone surrogates are refused too; a schema pattern matches whole code points only.
+PRINTABLE_NON_BLANK_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+)
 
 
 def unprintable(value: str) -> str | None:

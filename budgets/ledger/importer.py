@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from budgets.limits import MAX_TEXT
 from hal0.money import LEDGER_MAX_NANOS, MoneyError, parse_usd, usd_number
 from hal0.parsers import loads
+from hal0.text import unprintable
 from personas.models import Persona
 
 BATCH = 5_000
 MAX_REPORTED = 20
-_MAX_TEXT = 200  # the Charge columns' length
 
 
 class ImportFileError(Exception):
@@ -61,8 +62,12 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or (required and not value.strip()):
         raise _Malformed(f"{key} must be a non-empty string")
-    if len(value) > _MAX_TEXT:
-        raise _Malformed(f"{key} is longer than {_MAX_TEXT} characters")
+    if len(value) > MAX_TEXT:
+        raise _Malformed(f"{key} is longer than {MAX_TEXT} characters")
+    # The API's rule (hal0/text.py): PostgreSQL could not store a NUL at all.
+    why = unprintable(value)
+    if why is not None:
+        raise _Malformed(f"{key} must be printable text, without {why}")
     return value
 
 

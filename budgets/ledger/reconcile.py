@@ -55,6 +55,12 @@ _FIELDS = (
 )
 
 
+# What ``ledger repair`` fixes by itself, and what it leaves for an operator to judge
+# (a line the database does not have, or one that disagrees with it, is evidence).
+REPAIRABLE = ("missing", "duplicate", "fragment", "torn")
+FOR_AN_OPERATOR = ("extra", "mismatched")
+
+
 @dataclass
 class Finding:
     kind: str
@@ -92,6 +98,11 @@ class PersonaReport:
     @property
     def ok(self) -> bool:
         return not any(self.counts.values())
+
+    @property
+    def repairable(self) -> bool:
+        """Whether ``ledger repair`` has something to fix (the rest needs an operator)."""
+        return any(self.counts[kind] for kind in REPAIRABLE)
 
     def add(self, finding: Finding) -> None:
         self.counts[finding.kind] += 1
@@ -317,7 +328,7 @@ def repair_persona(persona: Persona) -> RepairResult:
             )
             mirror.write_lines(fd, [mirror.encode_line(_expected(persona, r)) for r in rows])
             result.appended += len(ids)
-    result.left = {k: scan.report.counts[k] for k in ("extra", "mismatched")}
+    result.left = {k: scan.report.counts[k] for k in FOR_AN_OPERATOR}
     return result
 
 

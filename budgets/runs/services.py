@@ -21,6 +21,7 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from budgets import rules
+from budgets.events import record_event
 from budgets.models import Hold, Run, RunCheckpoint
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import usd_number
@@ -335,16 +336,32 @@ def run_extend(
                 "exhausted_limit",
             ]
         )
-        _checkpoint(
-            run,
-            RunCheckpoint.Kind.EXTENDED,
-            actor=actor,
-            now=now,
-            details={
-                "added": added.as_json(),
-                "before": before.as_json(),
-                "reactivated": reactivated,
+        details = {
+            "added": added.as_json(),
+            "before": before.as_json(),
+            "reactivated": reactivated,
+        }
+        _checkpoint(run, RunCheckpoint.Kind.EXTENDED, actor=actor, now=now, details=details)
+        record_event(
+            type="run.extended",
+            scope_kind="run",
+            agent_id=persona.agent_id,
+            persona_id=persona.slug,
+            message=(
+                f"run {run.run_id!r} of {persona.agent_id}/{persona.slug} extended by "
+                f"{actor[:200]}" + (": it is active again" if reactivated else "")
+            ),
+            cap_nanos=run.budget_nanos,
+            spent_nanos=run.spent_nanos,
+            data={
+                "run_id": run.run_id,
+                "label": run.label,
+                "actor": actor[:200],
+                **details,
+                "budget": budget_of(run).as_json(),
+                "spent": spent_json(run, now),
             },
+            now=now,
         )
     return run_json(run, now, checkpoints=True)
 
@@ -412,14 +429,21 @@ def check_outcome(run: Run, scope: rules.RunScope) -> dict[str, Any]:
 
 
 def after_check(
-    run: Run, verdict: rules.Verdict, scope: rules.RunScope, *, actor: str, now: dt.datetime
+    run: Run,
+    verdict: rules.Verdict,
+    scope: rules.RunScope,
+    *,
+    persona: Persona,
+    actor: str,
+    now: dt.datetime,
 ) -> None:
     """A check refused by one of the run's own limits parks the run in needs_budget.
 
     Exactly once, however many checks are refused at the same moment: the state changes
     by an UPDATE conditional on "active", and only the check whose UPDATE changed the row
-    writes the checkpoint (and the ``run.exhausted`` event). Runs in the caller's
-    transaction when there is one (a reserve), else in its own.
+    writes the checkpoint and the ``run.exhausted`` event (in the same transaction, so
+    neither is lost nor written twice). Runs in the caller's transaction when there is
+    one (a reserve), else in its own.
     """
     if verdict.allowed or verdict.scope != "run" or verdict.limit not in rules.RUN_LIMITS:
         return
@@ -441,6 +465,29 @@ def after_check(
             actor=actor,
             now=now,
             details={"limit": limit, "source": source, "remaining": remaining},
+        )
+        what = rules.RUN_LIMIT_LABELS[limit]
+        record_event(
+            type="run.exhausted",
+            scope_kind="run",
+            agent_id=persona.agent_id,
+            persona_id=persona.slug,
+            message=(
+                f"run {run.run_id!r} of {persona.agent_id}/{persona.slug} ran out of its "
+                f"{what}; checks naming it are refused until an operator extends it"
+            ),
+            cap_nanos=run.budget_nanos,
+            spent_nanos=run.spent_nanos,
+            data={
+                "run_id": run.run_id,
+                "label": run.label,
+                "limit": limit,
+                "source": source,
+                "remaining": remaining,
+                "budget": budget_of(run).as_json(),
+                "spent": spent_json(run, now),
+            },
+            now=now,
         )
 
 

@@ -276,7 +276,7 @@ def _check(
     if run is not None and run_scope is not None:
         # A refusal by the run's own limit parks it in needs_budget (once), before the
         # answer says which state it is in.
-        runs.after_check(run, verdict, run_scope, actor=actor, now=now)
+        runs.after_check(run, verdict, run_scope, persona=persona, actor=actor, now=now)
         out["run"] = runs.check_outcome(run, run_scope)
     if reserve and verdict.allowed:
         if spend.lifetime + held.nanos + estimate.nanos > LEDGER_MAX_NANOS:

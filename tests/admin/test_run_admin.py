@@ -28,8 +28,11 @@ def coder(make_persona: Callable[..., Any]) -> Persona:
 
 
 @pytest.fixture
-def run(coder: Persona) -> Run:
-    created = timezone.now() - dt.timedelta(seconds=90)
+def run(coder: Persona, monkeypatch: pytest.MonkeyPatch) -> Run:
+    # The pages read the clock: fixed, so "1 min 30 s" never becomes 31 s on a slow run.
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    created = now - dt.timedelta(seconds=90)
     run_create(
         persona=coder,
         run_id="goal-7",

@@ -93,6 +93,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from budgets.ledger import mirror
@@ -427,7 +428,9 @@ def test_garbage_in_the_ledger_file_never_blinds_a_check(
         "{}\n",
         encoding="utf-8",
     )
-    call_command("ledger", "import", str(hal0_file), "--agent", "hermes", "--persona", "coder")
+    # It exits 1 for the two malformed lines; the good one is in all the same.
+    with pytest.raises(CommandError, match="2 malformed lines were not imported"):
+        call_command("ledger", "import", str(hal0_file), "--agent", "hermes", "--persona", "coder")
     assert Charge.objects.filter(persona=persona, request_id="h1").count() == 1
     assert state(persona)["spend"]["today_usd"] == 0.875
 

@@ -169,3 +169,16 @@ def test_a_body_nested_32_deep_is_parsed(client: APIClient, coder: Persona) -> N
     response = raw_post(client, f"{URL}/check", body)
 
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("escaped", [NUL, SURROGATE, "\\u001b"])
+def test_an_unprintable_request_id_of_a_reserving_check_is_budget_invalid_hold(
+    client: APIClient, coder: Persona, escaped: str
+) -> None:
+    body = f'{{"estimated_cost_usd": 0.1, "reserve": true, "request_id": "r{escaped}"}}'
+
+    response = raw_post(client, f"{URL}/check", body.encode())
+
+    error = error_of(response, 400, "budget.invalid_hold")
+    assert error["details"] == {"key": "request_id"}
+    assert not Hold.objects.exists()

@@ -7,36 +7,19 @@ time when the views pass none), so wall-clock seconds are tested by moving the c
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.utils import timezone as django_timezone
 from rest_framework.test import APIClient
 
 from budgets.models import Charge, Run, RunCheckpoint
+from tests.api.conftest import Clock
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/agents/hermes/personas/coder"
 RUNS = f"{BASE}/runs"
-T0 = dt.datetime(2026, 5, 12, 9, 30, tzinfo=dt.UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(django_timezone, "now", lambda: c.now)
-    return c
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ database without touching the test's own database or data folder.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -213,3 +215,33 @@ def test_bench_quick_skip_http_writes_a_table_from_a_throwaway_database(
     # the run used its own database and data folder, not the test's
     assert Charge.objects.count() == 0
     assert not (data_dir / "agents" / "bench").exists()
+
+
+@pytest.mark.django_db
+def test_bench_quick_writes_under_var_and_leaves_the_published_figures_alone(
+    tmp_path: Path, data_dir: Path, settings: Any
+) -> None:
+    settings.VAR_DIR = tmp_path / "var"
+    published = Path(settings.BASE_DIR) / "docs" / "benchmarks.md"
+    before = published.read_bytes()
+    out = io.StringIO()
+
+    call_command(
+        "bench",
+        "--quick",
+        "--skip-http",
+        "--databases",
+        "sqlite",
+        "--sizes",
+        "40",
+        "--samples",
+        "5",
+        "--scan-seconds",
+        "0.05",
+        stdout=out,
+    )
+
+    written = tmp_path / "var" / "bench-quick.md"
+    assert written.read_text().startswith("# Benchmarks\n")
+    assert f"wrote {written}" in out.getvalue()
+    assert published.read_bytes() == before

@@ -44,6 +44,16 @@ def run_import(path: Path, agent: str = "hermes", persona: str = "coder") -> str
     return out.getvalue()
 
 
+def run_import_failing(path: Path) -> tuple[str, str]:
+    """An import with malformed lines: its output, and the error it exits 1 with."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command(
+            "ledger", "import", str(path), "--agent", "hermes", "--persona", "coder", stdout=out
+        )
+    return out.getvalue(), str(excinfo.value)
+
+
 @pytest.fixture
 def persona() -> Persona:
     return make_persona("hermes", "coder")
@@ -123,12 +133,14 @@ def test_malformed_and_naive_lines_are_skipped_with_their_line_numbers(
             hal0_line(8, persona_id="hermes"),
             hal0_line(9, cost_usd=None),  # unknown cost: imported, not refused
             hal0_line(10, ts="yesterday"),
+            hal0_line(11, request_id="a\x00b"),  # PostgreSQL could not store it
         ],
     )
 
-    out = run_import(source)
+    out, error = run_import_failing(source)
 
-    assert out.strip().splitlines()[-1] == "imported 2, skipped 0 already present, malformed 8"
+    assert out.strip().splitlines()[-1] == "imported 2, skipped 0 already present, malformed 9"
+    assert error == "import: 9 malformed lines were not imported (listed above)"
     assert "line 2: not valid JSON" in out
     assert "line 3: ts has no UTC offset (naive timestamp)" in out
     assert "line 4: cost_usd must be >= 0" in out
@@ -137,6 +149,7 @@ def test_malformed_and_naive_lines_are_skipped_with_their_line_numbers(
     assert "line 7: not a JSON object" in out
     assert "line 8: persona_id 'hermes' is not this persona" in out
     assert "line 10: ts is not an ISO 8601 timestamp" in out
+    assert "line 11: request_id must be printable text, without U+0000 at index 1" in out
     unknown = Charge.objects.get(persona=persona, request_id="req-9")
     assert unknown.cost_nanos is None
     # Fixing the file and importing again brings in exactly the repaired lines.
@@ -148,7 +161,9 @@ def test_a_torn_last_line_counts_as_malformed(persona: Persona, tmp_path: Path) 
     source = tmp_path / "spend.jsonl"
     source.write_text(hal0_line(1) + "\n" + hal0_line(2)[:20])
 
-    assert "imported 1, skipped 0 already present, malformed 1" in run_import(source)
+    out, _ = run_import_failing(source)
+
+    assert "imported 1, skipped 0 already present, malformed 1" in out
 
 
 def test_it_imports_across_batches_and_keeps_counting(persona: Persona, tmp_path: Path) -> None:
@@ -237,7 +252,7 @@ def test_inconsistent_pricing_fields_make_a_line_malformed(
 ) -> None:
     source = write(tmp_path / "spend.jsonl", [hal0_line(1, **overrides)])
 
-    out = run_import(source)
+    out, _ = run_import_failing(source)
 
     assert "malformed 1" in out
     assert reason in out

@@ -153,7 +153,7 @@ def test_it_reports_but_never_rewrites_extra_or_mismatched_lines(data_dir: Path)
     assert "hermes/coder: unchanged; left for an operator: 1 extra, 1 mismatched" in out
     assert "1 with extra or mismatched lines" in out
     assert error == (
-        "repair: 1 mirrors still differ from the database: "
+        "repair: out of step with the database in 1 mirror: "
         "extra or mismatched lines are left for an operator"
     )
     assert path.read_bytes() == wrong + extra
@@ -200,7 +200,7 @@ def test_appends_during_a_rewriting_repair_land_in_the_new_file(data_dir: Path) 
     child.join(timeout=120)
     assert child.exitcode == 0
     # The child's lines are no charges of this persona: extras, left in place and reported.
-    assert all("still differ from the database" in text for text in refusals)
+    assert all("out of step with the database" in text for text in refusals)
 
     lines = list(mirror.read_lines(path))
     service = [ln.obj["seq"] for ln in lines if ln.obj and ln.obj.get("writer") == "service"]
@@ -218,7 +218,7 @@ def test_a_mirror_that_cannot_be_written_is_reported_and_fails_the_command(
     path_of(blocked).parent.write_text("still in the way")
     out = io.StringIO()
 
-    with pytest.raises(CommandError, match="1 mirrors could not be repaired"):
+    with pytest.raises(CommandError, match="1 mirror could not be repaired"):
         call_command("ledger", "repair", stdout=out)
 
     assert "hermes/coder: cannot repair the mirror (File exists)" in out.getvalue()

@@ -6,12 +6,10 @@ PostgreSQL in the second), so the proof covers both locking schemes.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.db.models import Sum
 
 from budgets.models import Charge, Hold
@@ -19,6 +17,7 @@ from budgets.services import budget_charge, budget_check, budget_state
 from budgets.services.counters import find_drift
 from hal0.money import to_nanos, usd_number
 from personas.models import Persona
+from tests.budgets.race_support import run_clients
 
 CLIENTS = 24
 COST = to_nanos(0.1)
@@ -26,26 +25,7 @@ CAP = to_nanos(1.0)
 
 
 def _run_clients(target: Callable[[int], None]) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(CLIENTS)
-
-    def worker(n: int) -> None:
-        try:
-            start.wait()
-            target(n)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            # Each thread has its own connection; close it so the test database can be
-            # dropped afterwards.
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
+    return run_clients(CLIENTS, target)
 
 
 def _charged(persona: Persona) -> int:

@@ -6,44 +6,23 @@ the second), so the proof covers both locking schemes.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.db.models import Sum
 
+from budgets.events.models import Event
 from budgets.models import Charge, Hold, Run, RunCheckpoint
 from budgets.runs.services import RunBudget, run_create
 from budgets.services import budget_charge, budget_check
 from hal0.money import to_nanos
 from personas.models import Persona
+from tests.budgets.race_support import run_clients
 
 CLIENTS = 24
 COST = to_nanos(0.1)
 BUDGET = to_nanos(1.0)
-
-
-def _run_clients(target: Callable[[int], None]) -> list[BaseException]:
-    errors: list[BaseException] = []
-    start = threading.Barrier(CLIENTS)
-
-    def worker(n: int) -> None:
-        try:
-            start.wait()
-            target(n)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()  # so the test database can be dropped afterwards
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return errors
 
 
 @pytest.fixture
@@ -77,7 +56,7 @@ def test_24_clients_reserving_in_one_run_never_exceed_its_budget(run: Run) -> No
                 run_id="loop",
             )
 
-    assert _run_clients(client) == []
+    assert run_clients(CLIENTS, client) == []
 
     # 48 attempts of 0.10 against 1.00: exactly ten fit, and no more were let through.
     assert len(allowed) == 10
@@ -90,6 +69,7 @@ def test_24_clients_reserving_in_one_run_never_exceed_its_budget(run: Run) -> No
     assert {(r["scope"], r["limit"]) for r in refused} == {("run", "run_usd")}
     # However many checks were refused at once, the run ran out exactly once.
     assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1
+    assert Event.objects.filter(type="run.exhausted").count() == 1
     assert not Hold.objects.filter(run=run, state=Hold.State.ACTIVE).exists()
 
 
@@ -102,6 +82,7 @@ def test_24_read_only_checks_refused_at_once_exhaust_the_run_once(run: Run) -> N
         result = budget_check(persona=persona, estimate_nanos=COST, run_id="loop")
         assert result["allowed"] is False
 
-    assert _run_clients(client) == []
+    assert run_clients(CLIENTS, client) == []
     assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1
+    assert Event.objects.filter(type="run.exhausted").count() == 1
     assert Run.objects.get(pk=run.pk).state == Run.State.NEEDS_BUDGET

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,33 @@ def test_a_hand_edit_that_pauses_is_picked_up_and_audited(
     change = BudgetChange.objects.get(persona=persona)
     assert change.via == "file"
     assert change.after["paused"] is True
+
+
+@pytest.mark.django_db
+def test_an_agent_and_the_platform_can_be_paused_in_their_files_and_are_audited(
+    agent: Any, data_dir: Path
+) -> None:
+    from personas.models import Agent, Platform
+    from personas.services.scopes import PLATFORM, agent_scope, sync_scope, write_scope_budget
+
+    row = write_scope_budget(
+        agent_scope("hermes"),
+        parse_budget_mapping({"daily_usd": 20, "paused": True}),
+        actor="user:ops",
+        via="admin",
+    )
+    assert row.paused is True
+    assert "paused = true" in (data_dir / "agents" / "hermes" / "agent.toml").read_text()
+    write_scope_budget(PLATFORM, BudgetSpec(paused=True), actor="user:ops", via="api")
+    assert "paused = true" in (data_dir / "platform.toml").read_text()
+    assert Platform.objects.get().paused is True
+    changes = BudgetChange.objects.filter(scope__in=["agent", "platform"]).order_by("id")
+    assert [(c.scope, c.after.get("paused")) for c in changes] == [
+        ("agent", True),
+        ("platform", True),
+    ]
+    # A hand edit that resumes the agent is picked up like any other.
+    path = data_dir / "agents" / "hermes" / "agent.toml"
+    path.write_text(path.read_text().replace("paused = true", "paused = false"))
+    assert sync_scope(agent_scope("hermes"), force=True).paused is False
+    assert Agent.objects.get(pk="hermes").paused is False

@@ -74,8 +74,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--output",
-            default=str(Path(settings.BASE_DIR) / "docs" / "benchmarks.md"),
-            help="markdown file to write the results into (docs/benchmarks.md)",
+            help="markdown file to write the results into (docs/benchmarks.md; with --quick "
+            "var/bench-quick.md, so a smoke test never rewrites the published figures)",
         )
         parser.add_argument("--skip-http", action="store_true", help="service calls only")
         parser.add_argument(
@@ -193,8 +193,15 @@ class Command(BaseCommand):
             note=options["note"],
         )
         block = report.render(results, meta)
-        output = Path(options["output"])
+        output = Path(options["output"]) if options["output"] else _default_output(preset)
+        output.parent.mkdir(parents=True, exist_ok=True)
         report.write(output, block)
         targets = block.partition("### Targets (issue 5)")[2].partition("\n### ")[0]
         self.stdout.write(targets.strip())
         self.stdout.write(f"wrote {output}")
+
+
+def _default_output(preset: Preset) -> Path:
+    if preset is QUICK:
+        return Path(settings.VAR_DIR) / "bench-quick.md"
+    return Path(settings.BASE_DIR) / "docs" / "benchmarks.md"

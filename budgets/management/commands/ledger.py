@@ -53,7 +53,7 @@ class Command(BaseCommand):
         return personas
 
     def _verify(self, personas: list[Persona]) -> None:
-        differing = 0
+        differing = repairable = 0
         for persona in personas:
             try:
                 report = reconcile.verify_persona(persona)
@@ -70,17 +70,21 @@ class Command(BaseCommand):
                 self.stdout.write(report.summary())
                 continue
             differing += 1
+            repairable += report.repairable
             self.stdout.write(self.style.WARNING(report.summary()))
             for finding in report.examples:
                 self.stdout.write(f"  {finding}")
-        total = len(personas)
+        total = _personas(len(personas))
         if differing:
-            # CommandError exits with status 1 after printing the message.
-            raise CommandError(
-                f"verify: {differing} of {total} personas differ; "
-                "`manage.py ledger repair` fixes missing and torn lines"
+            # CommandError exits with status 1 after printing the message. Suggest repair
+            # only when it has something to fix: extra and mismatched lines it leaves.
+            advice = (
+                "`manage.py ledger repair` fixes missing, duplicate and torn lines"
+                if repairable
+                else "only extra or mismatched lines, which need an operator (docs/ledger.md)"
             )
-        self.stdout.write(self.style.SUCCESS(f"verify: {total} personas, all in step"))
+            raise CommandError(f"verify: differences in {differing} of {total}; {advice}")
+        self.stdout.write(self.style.SUCCESS(f"verify: {total}, all in step"))
 
     def _repair(self, personas: list[Persona]) -> None:
         repaired = unchanged = needs_operator = failed = 0
@@ -108,12 +112,12 @@ class Command(BaseCommand):
             line += f", {needs_operator} with extra or mismatched lines (see docs/ledger.md)"
         self.stdout.write(line)
         if failed:
-            raise CommandError(f"repair: {failed} mirrors could not be repaired (see above)")
+            raise CommandError(f"repair: {_mirrors(failed)} could not be repaired (see above)")
         if needs_operator:
             # Those lines are evidence and stay; the mirror is still not in step, so a
             # scheduled repair must not read as a success.
             raise CommandError(
-                f"repair: {needs_operator} mirrors still differ from the database: "
+                f"repair: out of step with the database in {_mirrors(needs_operator)}: "
                 "extra or mismatched lines are left for an operator"
             )
 
@@ -136,3 +140,17 @@ class Command(BaseCommand):
         if result.malformed > len(result.problems):
             self.stdout.write(f"  ... and {result.malformed - len(result.problems)} more")
         self.stdout.write(result.summary())
+        if result.malformed:
+            # Exit 1, so a script or an operator cannot take a partial import for a whole
+            # one; the good lines are in and a re-run after fixing imports just the rest.
+            raise CommandError(
+                f"import: {result.malformed} malformed lines were not imported (listed above)"
+            )
+
+
+def _personas(n: int) -> str:
+    return f"{n} persona" if n == 1 else f"{n} personas"
+
+
+def _mirrors(n: int) -> str:
+    return f"{n} mirror" if n == 1 else f"{n} mirrors"
