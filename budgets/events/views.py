@@ -85,6 +85,9 @@ class EventListView(APIView):
         principal = principal_of(request)
         if principal is not None and not principal.is_operator:
             events = events.filter(agent_id=principal.agent_id or "")
+            if principal.persona_id is not None:
+                # A persona-scoped key: its persona's events and its agent's own.
+                events = events.filter(persona_id__in=(principal.persona_id, ""))
         page = list(events[: limit + 1])
         more = len(page) > limit
         page = page[:limit]
