@@ -22,8 +22,8 @@ MAX_LIMIT = 1000
 
 
 class _EventScopeSerializer(serializers.Serializer[Any]):
-    # A plain string: another "kind" enum in the schema would collide with this one.
-    kind = serializers.CharField(help_text="persona | agent | platform | run")
+    # The same values as the check's `scope`: one ScopeKindEnum in the schema (settings).
+    kind = serializers.ChoiceField(["persona", "agent", "platform", "run"])
     agent = serializers.CharField(allow_null=True)
     persona = serializers.CharField(allow_null=True)
 
