@@ -79,6 +79,8 @@ class Charge(models.Model):
     objects = ChargeQuerySet.as_manager()
 
     class Meta:
+        # The admin's breadcrumbs and titles say "Ledger", as its top bar does.
+        verbose_name_plural = "ledger"
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["persona", "ts"], name="charge_persona_ts"),

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from budgets.events.endpoints import failing_endpoints
 from budgets.models import Hold
 from budgets.reports import selectors as q
 from budgets.services import budget_state
@@ -203,6 +205,7 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "latest": q.latest_charges(None, 10),
         "now": now,
         "forecasts": forecasts(views, now),
+        "failing_webhooks": failing_endpoints(settings.HAL0_WEBHOOK_FAILING_AFTER),
         **range_panel(request.GET, tz="UTC", now=now),
     }
     return TemplateResponse(request, "admin/hal0/spend.html", context)
