@@ -264,6 +264,31 @@ class ApiKey(AbstractAPIKey):
         ]
 
 
+class RefusedTally(models.Model):
+    """Refused checks per persona, local day (the persona's timezone) and the limit that
+    refused them: a best-effort tally, counted in memory and written in batches
+    (``budgets.reports.refused``), never a ledger and never reconciled."""
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    scope = models.CharField(max_length=16)  # persona | agent | platform | run
+    limit = models.CharField(max_length=32)  # daily, per_call, paused, daily_tokens, ...
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["persona", "day", "scope", "limit"], name="refusedtally_unique_key"
+            ),
+        ]
+        # The Spend page reads a range of days across personas.
+        indexes = [models.Index(fields=["day"], name="refusedtally_day")]
+
+    def __str__(self) -> str:
+        return f"{self.persona} {self.day} {self.scope} {self.limit}: {self.count}"
+
+
 # The events package keeps its rows beside its code; importing them here registers them.
 from budgets.events.models import (  # noqa: E402
     Delivery,
