@@ -12,6 +12,7 @@ from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from budgets.runs.models import Run, RunCheckpoint
+from personas.ids import validate_id
 from personas.models import Agent, Persona
 
 __all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "Run", "RunCheckpoint", "SpendCounter"]
@@ -244,6 +245,11 @@ class ApiKey(AbstractAPIKey):
     agent = models.ForeignKey(
         Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
     )
+    # An agent key may be narrowed to one persona of its agent (its id, as in the URL):
+    # every other persona then reads as not found. "" = every persona of the agent.
+    persona_slug = models.CharField(
+        "persona", max_length=64, blank=True, default="", validators=[validate_id]
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     objects = BaseAPIKeyManager()  # type: ignore[assignment,misc]
@@ -258,6 +264,10 @@ class ApiKey(AbstractAPIKey):
                     | models.Q(scope="agent", agent__isnull=False)
                 ),
                 name="apikey_scope_matches_agent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(persona_slug="") | models.Q(scope="agent"),
+                name="apikey_persona_needs_agent_scope",
             ),
         ]
 

@@ -177,3 +177,44 @@ def test_the_add_page_has_one_save_button_and_readable_help(staff_client: Client
     assert 'name="_addanother"' not in body
     assert 'name="_continue"' not in body
     assert "'agent hermes' for an agent key for hermes" in body
+
+
+def test_an_agent_key_can_be_limited_to_one_persona_and_the_list_shows_it(
+    staff_client: Client, make_persona: Any
+) -> None:
+    coder = make_persona("hermes", "coder", "")
+    form = staff_client.get(f"{LIST}add/").content.decode()
+    assert ">hermes/coder</option>" in form
+    response = staff_client.post(
+        f"{LIST}add/", {"scope": "agent", "agent": "hermes", "persona": coder.pk}
+    )
+    assert response.status_code == 302
+    key = ApiKey.objects.get(scope="agent")
+    assert (key.agent_id, key.persona_slug, key.name) == ("hermes", "coder", "persona hermes/coder")
+    assert ApiKey.objects.is_valid(_shown_key(response))
+    page = staff_client.get(LIST).content.decode()
+    assert "hermes/coder" in page
+    assert "hermes/coder" in staff_client.get(f"{LIST}{key.pk}/change/").content.decode()
+    # A key for the whole agent says so.
+    create_key(scope="agent", agent_id="hermes", name="whole agent")
+    assert "all of the agent&#x27;s" in staff_client.get(LIST).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("scope", "agent", "message"),
+    [
+        ("agent", "zeus", "hermes/coder is not a persona of zeus."),
+        ("operator", "", "Only an agent key can be limited to a persona."),
+    ],
+)
+def test_a_persona_that_does_not_fit_the_key_is_refused_on_the_field(
+    staff_client: Client, make_persona: Any, scope: str, agent: str, message: str
+) -> None:
+    coder = make_persona("hermes", "coder", "")
+    Agent.objects.create(id="zeus")
+    response = staff_client.post(
+        f"{LIST}add/", {"scope": scope, "agent": agent, "persona": coder.pk}
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ApiKey.objects.exists()
