@@ -7,8 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -41,6 +43,13 @@ class PersonaChoiceField(forms.ModelChoiceField):
 
 
 class ApiKeyAddForm(forms.ModelForm):
+    # One labelled input (date and time together), not the admin's two unlabelled halves.
+    expiry_date = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional: the key stops working at this date and time (UTC). Empty: never.",
+    )
     # Not the model's column (that holds the persona id): a choice of the known personas,
     # checked against the agent below.
     persona = PersonaChoiceField(
@@ -58,9 +67,7 @@ class ApiKeyAddForm(forms.ModelForm):
             "an agent key for hermes.",
             "scope": "operator: everything. agent: one agent's reads, checks and charges.",
             "agent": "Agent keys only: the one agent the key may act for.",
-            "expiry_date": "Optional: the key stops working at this time (UTC). Empty: never.",
         }
-        labels = {"expiry_date": "Expires"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -225,8 +232,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "The API key <code class='hal0-key'>{}</code> for {} is shown only now: "
-                "copy it somewhere safe, it cannot be seen again.",
+                "The API key <code class='hal0-key' id='hal0-new-key'>{}</code> "
+                "<button type='button' class='hal0-copy' data-copy='#hal0-new-key'>Copy</button> "
+                "for {} is shown only now: copy it somewhere safe, it cannot be seen again.",
                 raw,
                 key.name,
             ),
@@ -248,9 +256,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:budgets_apikey_changelist"))
 
     # Revoking stops a client at once: it takes the permission to change keys, not just
-    # to see them.
+    # to see them, and a confirmation page that names the keys and what revoking does.
     @admin.action(description="Revoke selected API keys", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> Any:
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Revoke API keys?",
+                "opts": self.model._meta,
+                "keys": list(queryset.select_related("agent")),
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/budgets/apikey/revoke_confirm.html", context)
         revoked = 0
         for key in queryset:
             _, changed = apikeys.revoke_key(key.prefix)
@@ -260,3 +277,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if already:
             text += f", {already} already revoked"
         self.message_user(request, text, messages.SUCCESS)
+        return None

@@ -8,14 +8,13 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
-from django.utils.html import format_html
 
 from budgets.admin.pause import PauseMixin
 from budgets.admin.runs import persona_runs
 from budgets.admin.views import persona_spend_context
 from budgets.reports import scopes as scope_reports
 from budgets.reports import selectors
-from budgets.templatetags.spend import usd
+from budgets.templatetags.spend import status_pill_html, usd
 from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline, PlatformAdmin, scope_of
 from personas.models import Agent, Persona, Platform
 
@@ -28,17 +27,6 @@ class _SpendChangeList(ChangeList):
         attach = getattr(self.model_admin, "attach_spend", None)
         if attach is not None:
             attach(list(self.result_list))
-
-
-def _status_pill(status: str, has_caps: bool = True, paused: bool = False) -> str:
-    if paused:
-        # The stop switch outranks any status: nothing gets through a paused persona.
-        return format_html('<span class="hal0-pill paused" title="{}">paused</span>', PAUSED_TITLE)
-    label = status if has_caps else "no caps"
-    return format_html('<span class="hal0-pill {}">{}</span>', status, label)
-
-
-PAUSED_TITLE = "an operator paused this budget: every check is refused"
 
 
 # What the agent page's persona rows and the persona list show after the persona itself.
@@ -82,7 +70,7 @@ class SpendPersonaInline(PersonaInline):
         if obj.pk is None:
             return ""
         view = self._view(obj)
-        return _status_pill(view.status, view.has_caps, obj.paused)
+        return status_pill_html(view)
 
     @admin.display(description="spent today")
     def today(self, obj: Persona) -> str:
@@ -175,7 +163,7 @@ class SpendPersonaAdmin(PauseMixin, PersonaAdmin):
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:
         view = obj._spend  # type: ignore[attr-defined]
-        return _status_pill(view.status, view.has_caps, obj.paused)
+        return status_pill_html(view)
 
     @admin.display(description="spent today")
     def today(self, obj: Persona) -> str:

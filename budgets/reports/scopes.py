@@ -224,6 +224,7 @@ def scope_alerts(now: dt.datetime | None = None) -> list[ScopeAlert]:
                 unit=w.unit,
                 spent=w.spent,
                 cap=w.cap,
+                hard_cap=s.hard_cap,
             )
         )
     # The platform first (it stops everyone), then agents, worst first.

@@ -207,8 +207,22 @@ class PersonaSpend:
         return worst(w.status for w in self.windows)
 
     @property
-    def has_caps(self) -> bool:
+    def has_window_caps(self) -> bool:
+        """A daily, monthly or lifetime cap in USD: what the status and gauges are of."""
         return any(w.has_cap for w in self.windows)
+
+    @property
+    def has_caps(self) -> bool:
+        """Any cap that can refuse a check: a window's, the per-call cap, a token cap."""
+        p = self.persona
+        others = (
+            p.per_call_cap_nanos,
+            p.per_call_cap_tokens,
+            p.daily_cap_tokens,
+            p.monthly_cap_tokens,
+            p.lifetime_cap_tokens,
+        )
+        return self.has_window_caps or any(v is not None for v in others)
 
     def window(self, key: str) -> WindowView:
         return next(w for w in self.windows if w.key == key)
@@ -272,6 +286,8 @@ class AlertItem:
     window_label: str
     spent_nanos: int
     cap_nanos: int
+    # False: warn only (the persona's caps never block a call), shown apart from hard caps.
+    hard_cap: bool = True
 
 
 @dataclass
@@ -286,6 +302,7 @@ class ScopeAlert:
     unit: str  # usd | tokens
     spent: int
     cap: int
+    hard_cap: bool = True
 
 
 @dataclass
@@ -357,6 +374,7 @@ def alerts(now: dt.datetime | None = None) -> Alerts:
                 window_label=w.label.lower(),
                 spent_nanos=w.spent_nanos,
                 cap_nanos=w.cap_nanos,
+                hard_cap=view.persona.hard_cap,
             )
         )
     hits.sort(key=lambda a: (-STATUS_ORDER[a.status], a.agent_id, a.persona_slug))

@@ -21,7 +21,7 @@ LIST = "/admin/budgets/apikey/"
 
 def _shown_key(response: object) -> str:
     texts = [str(m) for m in get_messages(response.wsgi_request)]  # type: ignore[attr-defined]
-    found = [m for t in texts if (m := re.search(r"<code class='hal0-key'>([^<]+)</code>", t))]
+    found = [m for t in texts if (m := re.search(r"<code class='hal0-key'[^>]*>([^<]+)</code>", t))]
     assert len(found) == 1, texts
     return found[0].group(1)
 
@@ -74,8 +74,20 @@ def test_a_scope_that_does_not_match_the_agent_is_refused_on_the_field(
 
 def test_the_revoke_action_revokes_and_says_so(staff_client: Client) -> None:
     key, raw = create_key(scope="operator", name="old")
+    asked = staff_client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    # First a confirmation page that names the key; nothing is revoked yet.
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Revoke API keys?" in page
+    assert key.prefix in page
+    assert 'id="hal0-revoke-confirm"' in page
+    key.refresh_from_db()
+    assert not key.revoked
+    assert ApiKey.objects.is_valid(raw)
     response = staff_client.post(
-        LIST, {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+        LIST,
+        {"action": "revoke", "_selected_action": [key.pk], "confirm": "yes"},
+        follow=True,
     )
     assert "Revoked 1 key" in response.content.decode()
     key.refresh_from_db()
@@ -113,7 +125,7 @@ def test_after_adding_a_key_the_list_shows_it_once_without_a_second_message(
 
 
 def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert "/admin/rest_framework_api_key/" not in body
 
 
@@ -132,7 +144,7 @@ def test_an_account_that_may_only_view_keys_cannot_revoke_them(django_user_model
     page = client.get(LIST)
     assert page.status_code == 200
     assert 'value="revoke"' not in page.content.decode()
-    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk], "confirm": "yes"})
     key.refresh_from_db()
     assert not key.revoked
     assert ApiKey.objects.is_valid(raw)
@@ -146,8 +158,7 @@ def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Clien
         {
             "name": "contractor",
             "scope": "operator",
-            "expiry_date_0": "2031-01-02",
-            "expiry_date_1": "03:04:05",
+            "expiry_date": "2031-01-02T03:04:05",
         },
     )
     assert response.status_code == 302
@@ -164,7 +175,7 @@ def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Clien
 def test_an_expiry_in_the_past_is_refused_on_the_field(staff_client: Client) -> None:
     response = staff_client.post(
         f"{LIST}add/",
-        {"scope": "operator", "expiry_date_0": "2001-01-01", "expiry_date_1": "00:00:00"},
+        {"scope": "operator", "expiry_date": "2001-01-01T00:00"},
     )
     assert response.status_code == 200
     assert "a key must expire in the future" in response.content.decode()
@@ -177,6 +188,21 @@ def test_the_add_page_has_one_save_button_and_readable_help(staff_client: Client
     assert 'name="_addanother"' not in body
     assert 'name="_continue"' not in body
     assert "'agent hermes' for an agent key for hermes" in body
+
+
+def test_the_expiry_is_one_labelled_input(staff_client: Client) -> None:
+    body = staff_client.get(f"{LIST}add/").content.decode()
+    assert '<label for="id_expiry_date">Expires (UTC):</label>' in body
+    assert 'type="datetime-local" name="expiry_date"' in body
+    assert 'name="expiry_date_0"' not in body  # no unlabelled halves
+
+
+def test_the_new_key_has_a_copy_button_beside_it(staff_client: Client) -> None:
+    response = staff_client.post(f"{LIST}add/", {"name": "ci runner", "scope": "operator"})
+    raw = _shown_key(response)
+    page = staff_client.get(LIST).content.decode()
+    assert f"<code class='hal0-key' id='hal0-new-key'>{raw}</code>" in page
+    assert "class='hal0-copy' data-copy='#hal0-new-key'" in page
 
 
 def test_an_agent_key_can_be_limited_to_one_persona_and_the_list_shows_it(

@@ -35,7 +35,7 @@ def test_an_agent_over_its_cap_is_in_the_banner_with_a_link(staff_client: Client
     agent_caps("hermes", "daily_usd = 3.0\n")
     spend("hermes", "coder", 2 * USD)
     spend("hermes", "writer", 2 * USD)  # 4 of 3 across two uncapped personas
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert "1 agent over a cap." in body
     assert '<a href="/admin/personas/agent/hermes/change/">agent hermes</a>' in body
     assert "today $4.00 of $3.00" in body
@@ -54,7 +54,7 @@ def test_a_warn_only_agent_under_its_cap_is_not_in_the_banner(staff_client: Clie
     make_persona("hermes", "coder")
     agent_caps("hermes", "daily_usd = 10.0\nhard_cap = false\n")
     spend("hermes", "coder", USD)
-    assert 'id="hal0-banner"' not in staff_client.get("/admin/").content.decode()
+    assert 'id="hal0-banner"' not in staff_client.get("/admin/tables/").content.decode()
 
 
 def test_the_banner_counts_charges_without_a_price_from_the_counters(
@@ -64,7 +64,7 @@ def test_the_banner_counts_charges_without_a_price_from_the_counters(
     spend("atlas", "scout", None, n=1, cost_source=Charge.CostSource.UNPRICED)
     spend("atlas", "scout", USD // 10)  # priced: not counted
     with CaptureQueriesContext(connection) as queries:
-        body = staff_client.get("/admin/").content.decode()
+        body = staff_client.get("/admin/tables/").content.decode()
     assert (
         '<a href="/admin/budgets/charge/?cost_source__exact=unpriced">3 charges have no price</a>'
         in body
@@ -79,12 +79,12 @@ def test_the_banner_counts_charges_without_a_price_from_the_counters(
 
 def test_one_charge_without_a_price_reads_in_the_singular(staff_client: Client) -> None:
     spend("hermes", "coder", None, cost_source=Charge.CostSource.UNPRICED)
-    assert "1 charge has no price" in staff_client.get("/admin/").content.decode()
+    assert "1 charge has no price" in staff_client.get("/admin/tables/").content.decode()
 
 
 def test_no_unpriced_line_while_every_charge_has_a_price(staff_client: Client) -> None:
     spend("hermes", "coder", USD // 10)
-    assert "no price" not in staff_client.get("/admin/").content.decode()
+    assert "no price" not in staff_client.get("/admin/tables/").content.decode()
 
 
 def test_the_spend_page_has_a_row_for_the_platform_and_each_agent(staff_client: Client) -> None:

@@ -237,7 +237,7 @@ def test_an_agent_without_agent_toml_gets_one_on_first_save(
 
 
 def test_the_platform_page_is_in_the_nav_and_its_list_is_its_page(staff_client: Client) -> None:
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert 'id="hal0-nav-platform"' in body
     response = staff_client.get("/admin/personas/platform/")
     assert response.status_code == 302

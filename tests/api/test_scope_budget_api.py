@@ -414,3 +414,29 @@ def test_an_unreadable_platform_toml_is_malformed_never_a_500(
     error(put(api_client, PLATFORM_URL, {"daily_usd": 1}), 400, "budget.malformed")
     assert (data_dir / "platform.toml").is_dir()
     assert not BudgetChange.objects.exists()
+
+
+def test_unpriced_charges_are_counted_in_a_zone_no_counter_was_kept_in(
+    api_client: APIClient, personas: tuple[Persona, Persona, Persona], data_dir: Path, clock: Clock
+) -> None:
+    coder, _, stranger = personas
+    for persona in (coder, stranger):
+        budget_charge(
+            persona=persona,
+            surface="local",
+            model="nobody-prices-this",
+            cost_nanos=None,
+            request_id=f"u{next(_ids)}",
+            input_tokens=1,
+            output_tokens=1,
+            cost_source="unpriced",
+        )
+    charge(coder, "0.5")
+    # The charges kept UTC counters only; the platform's day is Tokyo's (18:30 there).
+    (data_dir / "platform.toml").write_text('[platform.budget]\ntimezone = "Asia/Tokyo"\n')
+    body = ok(api_client.get(PLATFORM_URL))
+    assert body["unpriced_charges"] == {"today": 2, "month": 2, "lifetime": 2}
+    assert body["spend"]["today_usd"] == 0.5
+    clock.advance(6 * 3600)  # the next day in Tokyo
+    body = ok(api_client.get(PLATFORM_URL))
+    assert body["unpriced_charges"] == {"today": 0, "month": 2, "lifetime": 2}
