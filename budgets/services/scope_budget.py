@@ -166,14 +166,20 @@ def scope_put(
     return scope_state(kind=kind, agent_id=agent_id)
 
 
-def persona_budget_state(*, persona: Persona, now: dt.datetime | None = None) -> dict[str, Any]:
-    """A persona's GET: hal0's shape (``budget_state``) plus the ``scopes`` object."""
+def persona_budget_state(
+    *, persona: Persona, with_platform: bool = True, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """A persona's GET: hal0's shape (``budget_state``) plus the ``scopes`` object.
+
+    ``with_platform=False`` (an agent key, which may not read the platform's budget)
+    leaves the platform out of ``scopes``: its spend is every agent's.
+    """
     now = now or timezone.now()
     spec = budget_spec_from_persona(persona)
     w = windows_at(persona.effective_timezone, now)
     spend, held = spend_and_held(persona, w, now)
     state: dict[str, Any] = dict(_state(spec, w, spend, held))
-    state["scopes"] = persona_scopes(persona, spend, held, now)
+    state["scopes"] = persona_scopes(persona, spend, held, now, with_platform=with_platform)
     return state
 
 
@@ -184,17 +190,23 @@ def persona_budget_put(*, persona: Persona, spec: BudgetSpec, actor: str) -> dic
 
 
 def persona_scopes(
-    persona: Persona, spend: WindowSpend, held: Held, now: dt.datetime
+    persona: Persona,
+    spend: WindowSpend,
+    held: Held,
+    now: dt.datetime,
+    *,
+    with_platform: bool = True,
 ) -> dict[str, ScopeSummary]:
     """The ``scopes`` object of a persona's GET: caps, spend and status of the persona,
-    its agent and the platform, each in its own windows (one statement for both above).
+    its agent and (``with_platform``) the platform, each in its own windows (one statement
+    for both above).
 
     ``spend``/``held`` are the persona's ``WindowSpend`` and ``Held`` as its GET read them.
     The agent and the platform show their last good caps (what checks enforce) even while
     their file is malformed; their own GET says so.
     """
     agent, platform = budgets_above(persona.agent_id)
-    above = scope_usage(persona.agent_id, agent, platform, now)
+    above = scope_usage(persona.agent_id, agent, platform if with_platform else None, now)
     spec = budget_spec_from_persona(persona)
     rows: list[tuple[rules.ScopeKind, BudgetSpec, rules.Usage]] = [
         (
@@ -212,8 +224,9 @@ def persona_scopes(
             ),
         ),
         ("agent", agent.spec, above[0] or rules.Usage()),
-        ("platform", platform.spec, above[1] or rules.Usage()),
     ]
+    if with_platform:
+        rows.append(("platform", platform.spec, above[1] or rules.Usage()))
     out: dict[str, ScopeSummary] = {}
     for kind, block, usage in rows:
         status = rules.scope_status(rules.Scope(kind, caps_of(block), usage))
