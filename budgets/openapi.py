@@ -225,7 +225,11 @@ class ScopeSummarySerializer(serializers.Serializer[Any]):
 class ScopesSerializer(serializers.Serializer[Any]):
     persona = ScopeSummarySerializer()
     agent = ScopeSummarySerializer(help_text="every persona of the agent together")
-    platform = ScopeSummarySerializer(help_text="every agent together")
+    platform = ScopeSummarySerializer(
+        required=False,
+        help_text="every agent together; left out for agent keys (they may not read the "
+        "platform's budget)",
+    )
 
 
 class PersonaBudgetStateSerializer(BudgetStateSerializer):

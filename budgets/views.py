@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from budgets import openapi as doc
-from budgets.auth import actor_of
+from budgets.auth import actor_of, principal_of
 from budgets.limits import MAX_TEXT, MAX_TOKENS
 from budgets.monitoring import metrics
 from budgets.prices import quote
@@ -164,7 +164,11 @@ class BudgetView(APIView):
     def get(self, request: Request, agent_id: str, persona_id: str) -> Response:
         persona = _persona(agent_id, persona_id)
         require_good_budget(persona)
-        return Response(persona_budget_state(persona=persona))
+        # An agent key may not read the platform's budget (GET /api/platform/budget is 403
+        # to it), so its persona GET leaves the platform out of `scopes`.
+        principal = principal_of(request)
+        with_platform = principal is None or principal.is_operator
+        return Response(persona_budget_state(persona=persona, with_platform=with_platform))
 
     @extend_schema(
         operation_id="budget_put",

@@ -1,5 +1,5 @@
-"""Agents and personas with their spend. personas.admin registers them without spend
-(personas may not import budgets); here they are re-registered with it."""
+"""Agents, the platform and personas with their spend. personas.admin registers them
+without spend (personas may not import budgets); here they are re-registered with it."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from django.http import HttpRequest
 from budgets.admin.pause import PauseMixin
 from budgets.admin.runs import persona_runs
 from budgets.admin.views import persona_spend_context
+from budgets.reports import scopes as scope_reports
 from budgets.reports import selectors
 from budgets.templatetags.spend import cents, status_pill_html, usd
-from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline
-from personas.models import Agent, Persona
+from personas.admin import AgentAdmin, PersonaAdmin, PersonaInline, PlatformAdmin, scope_of
+from personas.models import Agent, Persona, Platform
 
 
 class _SpendChangeList(ChangeList):
@@ -65,18 +66,21 @@ class SpendPersonaInline(PersonaInline):
             self._views = {v.persona.pk: v for v in selectors.spend_views(personas)}
         return self._views[obj.pk]
 
+    # A row without a persona (a post that left out a row's id) shows nothing, not a 500.
     @admin.display(description="status")
     def status(self, obj: Persona) -> str:
+        if obj.pk is None:
+            return ""
         view = self._view(obj)
         return status_pill_html(view)
 
     @admin.display(description="spent today")
     def today(self, obj: Persona) -> str:
-        return usd(self._view(obj).window("daily").spent_nanos)
+        return "" if obj.pk is None else usd(self._view(obj).window("daily").spent_nanos)
 
     @admin.display(description="spent this month")
     def this_month(self, obj: Persona) -> str:
-        return usd(self._view(obj).window("monthly").spent_nanos)
+        return "" if obj.pk is None else usd(self._view(obj).window("monthly").spent_nanos)
 
 
 class SpendAgentAdmin(AgentAdmin):
@@ -94,8 +98,10 @@ class SpendAgentAdmin(AgentAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
-        context = {"title": "Agent and its personas", **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, context)
+        context = {"title": "Agent caps and spend", **(extra_context or {})}
+        return _with_scope_spend(
+            self, request, super().change_view(request, object_id, form_url, context), object_id
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SpendChangeList
@@ -112,6 +118,30 @@ class SpendAgentAdmin(AgentAdmin):
     @admin.display(description="spent this month")
     def this_month(self, obj: Agent) -> str:
         return usd(obj._spent.month)  # type: ignore[attr-defined]
+
+
+def _with_scope_spend(admin_: Any, request: HttpRequest, response: Any, object_id: str) -> Any:
+    """The scope's gauges, read after the form was checked (a hand edit that the check
+    just took in is in the row by now, so the gauges show the caps the file has)."""
+    context = getattr(response, "context_data", None)
+    if context is not None:
+        obj = admin_.get_object(request, object_id)
+        if obj is not None:
+            context["scope_spend"] = scope_reports.scope_spend(scope_of(obj))
+            context["original"] = obj
+    return response
+
+
+class SpendPlatformAdmin(PlatformAdmin):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        return _with_scope_spend(self, request, response, object_id)
 
 
 STATUS_CHOICES = (
@@ -245,6 +275,10 @@ class SpendPersonaAdmin(PauseMixin, PersonaAdmin):
             if obj is not None:
                 context.update(persona_spend_context(obj, params=request.GET))
                 context["original"] = obj
+                # Which of persona, agent and platform leaves this persona the least.
+                tightest = scope_reports.tightest_scopes(obj)
+                context["tightest"] = tightest
+                context["tightest_overall"] = scope_reports.tightest_overall(tightest)
                 context["runs"] = persona_runs(obj)
         return response
 
@@ -253,3 +287,5 @@ admin.site.unregister(Agent)
 admin.site.register(Agent, SpendAgentAdmin)
 admin.site.unregister(Persona)
 admin.site.register(Persona, SpendPersonaAdmin)
+admin.site.unregister(Platform)
+admin.site.register(Platform, SpendPlatformAdmin)

@@ -19,6 +19,7 @@ from budgets.events.endpoints import failing_endpoints
 from budgets.models import Hold
 from budgets.reports import refused
 from budgets.reports import selectors as q
+from budgets.reports.scopes import spend_page_scopes
 from budgets.services import budget_state
 from budgets.services.windows import zone
 from budgets.templatetags.spend import format_cents, format_usd
@@ -189,9 +190,12 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     # Worst first: what needs an operator's eye is at the top.
     views.sort(key=lambda v: (-q.STATUS_ORDER[v.status], not v.has_caps, str(v.persona)))
     per_day, days, _ = q.daily_totals(None, now)
+    scope_rows, scopes_truncated = spend_page_scopes(now)
     panel = range_panel(request.GET, tz="UTC", now=now)
     context = {
         **site.each_context(request),
+        "scopes": scope_rows,
+        "scopes_truncated": scopes_truncated,
         "is_nav_sidebar_enabled": False,  # the page needs the width; the top bar has links
         "title": "Spend",
         "subtitle": None,

@@ -291,14 +291,49 @@ class AlertItem:
 
 
 @dataclass
+class ScopeAlert:
+    """An agent or the platform in warn or exceeded (``budgets.reports.scopes``)."""
+
+    kind: str  # agent | platform
+    name: str  # "agent hermes" | "platform"
+    url: str
+    status: str
+    window_label: str
+    unit: str  # usd | tokens
+    spent: int
+    cap: int
+    hard_cap: bool = True
+
+
+@dataclass
 class Alerts:
     items: list[AlertItem] = field(default_factory=list)
     warn: int = 0
     exceeded: int = 0
     more: int = 0
+    # Agents and the platform at or past a cap, worst first.
+    scopes: list[ScopeAlert] = field(default_factory=list)
+    # Charges recorded without a cost (no price known), ever: from the lifetime counters.
+    unpriced: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.warn or self.exceeded)
+        return bool(self.warn or self.exceeded or self.scopes or self.unpriced)
+
+    @property
+    def scopes_exceeded(self) -> int:
+        return sum(s.status == "exceeded" for s in self.scopes)
+
+    @property
+    def platform(self) -> ScopeAlert | None:
+        return next((s for s in self.scopes if s.kind == "platform"), None)
+
+    @property
+    def agents_exceeded(self) -> int:
+        return sum(s.kind == "agent" and s.status == "exceeded" for s in self.scopes)
+
+    @property
+    def agents_warn(self) -> int:
+        return sum(s.kind == "agent" and s.status == "warn" for s in self.scopes)
 
 
 BANNER_ITEMS = 5

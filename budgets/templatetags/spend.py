@@ -42,6 +42,12 @@ def usd(nanos: int | None) -> str | SafeString:
 
 
 @register.filter
+def tokens(count: int | None) -> str:
+    """``1,200,000``: a token count with thousands separated; ``None`` is "no cap"."""
+    return "no cap" if count is None else f"{count:,}"
+
+
+@register.filter
 def usd_plain(nanos: int | None) -> str:
     return format_usd(nanos)
 

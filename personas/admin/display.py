@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from hal0.money import MoneyError, to_decimal, to_nanos
 from personas.models import BudgetChange, Persona
-from personas.toml_store import CAP_KEYS, BudgetSpec
+from personas.toml_store import CAP_KEYS, TOKEN_KEYS, BudgetSpec
 
 CAP_FIELDS = (
     ("daily_cap_nanos", "daily"),
@@ -140,6 +140,10 @@ def budget_diff(change: BudgetChange) -> SafeString:
     )
 
 
+def _tokens(count: int | None) -> str:
+    return "no cap" if count is None else f"{count:,}"
+
+
 def spec_changes(before: BudgetSpec, after: BudgetSpec) -> str:
     """What a save changed, ``daily cap $5.00 → $0.50; hard cap true → false``."""
     rows = [
@@ -147,10 +151,17 @@ def spec_changes(before: BudgetSpec, after: BudgetSpec) -> str:
         for key, label in zip(CAP_KEYS, ("daily", "monthly", "lifetime", "per-call"), strict=True)
         if before.cap(key) != after.cap(key)
     ]
+    rows += [
+        f"{label} token cap {_tokens(before.cap(key))} → {_tokens(after.cap(key))}"
+        for key, label in zip(TOKEN_KEYS, ("daily", "monthly", "lifetime", "per-call"), strict=True)
+        if before.cap(key) != after.cap(key)
+    ]
     if before.hard_cap != after.hard_cap:
         rows.append(f"hard cap {_json_value(before.hard_cap)} → {_json_value(after.hard_cap)}")
     if before.warn_at != after.warn_at:
         rows.append(f"warn at {_json_value(before.warn_at)} → {_json_value(after.warn_at)}")
+    if before.paused != after.paused:
+        rows.append(f"paused {_json_value(before.paused)} → {_json_value(after.paused)}")
     if before.timezone != after.timezone:
         rows.append(f"timezone {before.timezone or 'UTC'} → {after.timezone or 'UTC'}")
     return "; ".join(rows)

@@ -169,3 +169,17 @@ def test_an_agent_key_without_a_persona_still_sees_every_persona(
 def test_the_key_records_its_persona(coder: Persona) -> None:
     key, _ = create_key(scope="agent", agent_id="hermes", persona_id="coder")
     assert (key.agent_id, key.persona_slug, key.name) == ("hermes", "coder", "persona hermes/coder")
+
+
+def test_an_agent_keys_persona_get_leaves_the_platform_out_of_scopes(
+    coder_key: APIClient,
+    agent_client: Callable[[str], APIClient],
+    api_client: APIClient,
+    settings: Any,
+) -> None:
+    (settings.HAL0_DATA_DIR / "platform.toml").write_text("[platform.budget]\nmonthly_usd = 9\n")
+    for client in (coder_key, agent_client("hermes")):
+        scopes = client.get(f"{CODER}/budget").json()["scopes"]
+        assert set(scopes) == {"persona", "agent"}
+    operator = api_client.get(f"{CODER}/budget").json()["scopes"]
+    assert operator["platform"]["budget"] == {"monthly_usd": 9.0, "hard_cap": True}
