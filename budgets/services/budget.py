@@ -20,6 +20,7 @@ from budgets import rules
 from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
+from budgets.reports import refused
 from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
 from budgets.services import scopes
@@ -258,6 +259,8 @@ def _check(
     verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate, run=run_scope)
     if not verdict.allowed:
         events.after_refused_check(persona=persona, verdict=verdict, now=now)
+        # Counted in memory, written in batches off the check path (budgets.reports.refused).
+        refused.note(persona=persona, scope=verdict.scope, limit=verdict.limit, now=now)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,

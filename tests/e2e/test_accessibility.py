@@ -99,7 +99,7 @@ def admin_pages(data: dict[str, Any]) -> list[str]:
     from budgets.models import Charge
 
     pages = ["/admin/", reverse("admin:spend"), reverse("admin:password_change")]
-    for name in ("prices",):
+    for name in ("prices", "tables"):
         try:
             pages.append(reverse(f"admin:{name}"))
         except Exception:  # noqa: S112 - a page another part adds; absent here
