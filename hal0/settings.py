@@ -175,6 +175,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times in the admin with their timezone (hal0/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["hal0.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -12,9 +12,10 @@ Writes go through ``write_scope_budget``, the one writer of ``agent.toml`` and
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any, TypedDict
 
-from django.db.models import Q, Subquery
+from django.db import connection
 from django.utils import timezone
 
 from budgets import rules
@@ -99,30 +100,60 @@ def _usage(kind: str, agent_id: str, budget: ScopeBudget, now: dt.datetime) -> r
     return found or rules.Usage()
 
 
+@lru_cache(maxsize=8)
+def _unpriced_sql(vendor: str, filtered: bool) -> str:
+    """One row: charges of unknown cost today, this month and ever over the scope's
+    personas. Only quoted constant identifiers are formatted in; values are parameters."""
+    qn = connection.ops.quote_name
+    persona_t = qn(Persona._meta.db_table)
+    counter_t = qn(SpendCounter._meta.db_table)
+    charge_t = qn(Charge._meta.db_table)
+    pid = f"p.{qn('id')}"
+    columns = []
+    joins = []
+    for alias, ranged in (("d", True), ("m", True), ("l", False)):
+        joins.append(
+            f"LEFT JOIN {counter_t} {alias} ON {alias}.{qn('persona_id')} = {pid} "
+            f"AND {alias}.{qn('window')} = %s AND {alias}.{qn('tz')} = %s "
+            f"AND {alias}.{qn('start')} = %s"
+        )
+        # A persona whose counter in this zone was never kept: count its charges (only
+        # evaluated for it, COALESCE stops at the first non-NULL).
+        where = f"c.{qn('persona_id')} = {pid} AND c.{qn('cost_nanos')} IS NULL"
+        if ranged:
+            where += f" AND c.{qn('ts')} >= %s AND c.{qn('ts')} < %s"
+        count = f"(SELECT COUNT(*) FROM {charge_t} c WHERE {where})"  # noqa: S608
+        columns.append(f"COALESCE({alias}.{qn('unpriced')}, {count}) AS {alias}u")
+    scope = f"WHERE p.{qn('agent_id')} = %s" if filtered else ""
+    inner = f"SELECT {', '.join(columns)} FROM {persona_t} p {' '.join(joins)} {scope}"  # noqa: S608
+    return (
+        "SELECT COALESCE(SUM(x.du), 0), COALESCE(SUM(x.mu), 0), COALESCE(SUM(x.lu), 0) "  # noqa: S608
+        f"FROM ({inner}) x"
+    )
+
+
 def _unpriced(agent_id: str | None, w: Windows) -> dict[str, int]:
-    """Charges of unknown cost per window over the scope's personas.
+    """Charges of unknown cost per window over the scope's personas, in one statement.
 
     From each persona's counter in the scope's zone where it exists, else (a persona whose
-    counter in that zone was never kept) from its charges: the same rule as the spend.
+    counter in that zone was never kept) from its charges: the rule the spend sums follow.
     """
-    personas = (
-        Persona.objects.all() if agent_id is None else Persona.objects.filter(agent_id=agent_id)
-    )
-    out: dict[str, int] = {}
-    names = {"day": "today", "month": "month", "lifetime": "lifetime"}
-    for (window, tz, start), (begin, end) in _keys(w).items():
-        counters = SpendCounter.objects.filter(
-            persona__in=personas.values("pk"), window=window, tz=tz, start=start
-        )
-        kept = sum(counters.values_list("unpriced", flat=True))
-        missing = Charge.objects.filter(
-            Q(persona__in=personas.values("pk")),
-            cost_nanos__isnull=True,
-        ).exclude(persona__in=Subquery(counters.values("persona_id")))
+    ops = connection.ops
+    keys = _keys(w)
+    params: list[Any] = []
+    # Placeholders in the text's order: the columns' fallbacks, the joins, the WHERE.
+    for span in keys.values():
+        begin, end = span
         if begin is not None and end is not None:
-            missing = missing.filter(ts__gte=begin, ts__lt=end)
-        out[names[str(window)]] = int(kept) + missing.count()
-    return out
+            params += [ops.adapt_datetimefield_value(begin), ops.adapt_datetimefield_value(end)]
+    for window, tz, start in keys:
+        params += [str(window), tz, ops.adapt_datefield_value(start)]
+    if agent_id is not None:
+        params.append(agent_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_unpriced_sql(connection.vendor, agent_id is not None), params)
+        day, month, lifetime = (int(v) for v in cursor.fetchone())
+    return {"today": day, "month": month, "lifetime": lifetime}
 
 
 def scope_state(

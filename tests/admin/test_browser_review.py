@@ -98,3 +98,32 @@ def test_the_persona_page_keeps_save_on_screen_while_the_form_is(staff_client: C
     persona = capped("hermes", "coder")
     page = staff_client.get(f"/admin/personas/persona/{persona.pk}/change/").content.decode()
     assert "model-persona change-form" in page  # what the sticky Save row's rule selects
+
+
+def test_gauges_and_the_banner_read_in_cents_with_the_exact_figure_in_a_title(
+    staff_client: Client,
+) -> None:
+    persona = capped("hermes", "coder", daily_cap_nanos=USD // 2)
+    record(persona, 1, ts=timezone.now(), cost_nanos=516_000_000)  # $0.516 of $0.50
+    page = staff_client.get(f"/admin/personas/persona/{persona.pk}/change/").content.decode()
+    card = page[page.index('data-window="daily"') :]
+    card = card[: card.index("</dl>")]
+    assert '<span title="$0.516">$0.52</span>' in card
+    spend = staff_client.get("/admin/spend/").content.decode()
+    row = _row(spend, 'data-persona="hermes/coder"')
+    assert '<span title="$0.516">$0.52</span>' in row
+    banner = spend[spend.index('id="hal0-banner"') :]
+    assert 'today <span title="$0.516">$0.52</span> of $0.50' in banner
+
+
+def test_times_in_the_admin_say_their_timezone(staff_client: Client) -> None:
+    persona = capped("hermes", "coder")
+    record(persona, 1, ts=timezone.now(), cost_nanos=USD)
+    charge = Charge.objects.get()
+    body = staff_client.get(f"/admin/budgets/charge/{charge.pk}/change/").content.decode()
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", body)
+    from budgets.apikeys import create_key
+
+    create_key(scope="operator", name="ci")
+    keys = staff_client.get("/admin/budgets/apikey/").content.decode()
+    assert re.search(r'class="field-created[^"]*">\d{4}-\d\d-\d\d \d\d:\d\d UTC<', keys)
