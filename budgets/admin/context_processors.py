@@ -35,9 +35,26 @@ def spend_alerts(request: HttpRequest) -> dict[str, Any]:
         return found
 
     def paused() -> Any:
-        from personas.models import Persona
+        from django.urls import reverse
 
-        # The stop switch is shown on every page while it is on: few rows, one query.
-        return list(Persona.objects.filter(paused=True).order_by("agent_id", "slug")[:20])
+        from personas.models import Agent, Persona, Platform
+
+        # The stop switch is shown on every page while it is on, at any scope: the
+        # platform, agents, personas (few rows, three small queries).
+        found = [
+            ("the platform", reverse("admin:personas_platform_changelist"))
+            for _ in Platform.objects.filter(paused=True)[:1]
+        ]
+        found += [
+            (f"agent {a}", reverse("admin:personas_agent_change", args=[a]))
+            for a in Agent.objects.filter(paused=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:20]
+        ]
+        found += [
+            (str(p), reverse("admin:personas_persona_change", args=[p.pk]))
+            for p in Persona.objects.filter(paused=True).order_by("agent_id", "slug")[:20]
+        ]
+        return found
 
     return {"hal0_alerts": SimpleLazyObject(load), "hal0_paused": SimpleLazyObject(paused)}

@@ -271,11 +271,8 @@ class Tightest:
 
     @property
     def label(self) -> str:
-        return (
-            WINDOW_LABELS[self.window]
-            if self.unit == "usd"
-            else f"{WINDOW_LABELS[self.window]} (tokens)"
-        )
+        name = self.window.capitalize()
+        return name if self.unit == "usd" else f"{name} (tokens)"
 
 
 def tightest_scopes(persona: Persona, now: dt.datetime | None = None) -> list[Tightest]:

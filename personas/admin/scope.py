@@ -50,6 +50,10 @@ def budget_fieldset(file_shown: str, over: str) -> Any:
 class ScopeBudgetAdmin(admin.ModelAdmin):
     """An agent's or the platform's page: its budget form and its cap changes."""
 
+    class Media:
+        # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
+        js = ("hal0/budget-form.js",)
+
     def file_state(self, obj: Agent | Platform) -> str:
         if obj.load_error:
             return format_html(

@@ -149,6 +149,13 @@ def test_the_agent_can_be_paused_from_its_form(staff_client: Client, hermes: Age
     assert Event.objects.filter(type="budget.paused", scope_kind="agent").count() == 1
     body = staff_client.get(AGENT_URL).content.decode()
     assert 'id="hal0-paused"' in body
+    # The stop switch's banner, on every page, names the agent and links to it.
+    banner = staff_client.get("/admin/spend/").content.decode().split('id="hal0-paused-banner"')[1]
+    assert f'<a href="{AGENT_URL}">agent hermes</a>' in banner.split("</div>")[0]
+    # Unticked and saved: resumed.
+    staff_client.post(AGENT_URL, form_data(staff_client, AGENT_URL, paused=""))
+    assert not re.search(r"^paused = true$", agent_text(), re.M)
+    assert "hal0-paused-banner" not in staff_client.get("/admin/spend/").content.decode()
 
 
 @pytest.mark.parametrize(

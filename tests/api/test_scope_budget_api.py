@@ -440,3 +440,27 @@ def test_unpriced_charges_are_counted_in_a_zone_no_counter_was_kept_in(
     clock.advance(6 * 3600)  # the next day in Tokyo
     body = ok(api_client.get(PLATFORM_URL))
     assert body["unpriced_charges"] == {"today": 0, "month": 2, "lifetime": 2}
+
+
+def test_pausing_the_platform_over_the_api_stops_every_agent_until_resumed(
+    api_client: APIClient, personas: tuple[Persona, Persona, Persona]
+) -> None:
+    def check(agent_id: str) -> dict[str, Any]:
+        return ok(
+            api_client.post(
+                f"/api/agents/{agent_id}/personas/coder/budget/check",
+                json.dumps({"estimated_cost_usd": 0}),
+                content_type="application/json",
+            )
+        )
+
+    assert ok(put(api_client, PLATFORM_URL, {"paused": True}))["budget"]["paused"] is True
+    for agent_id in ("hermes", "zeus"):
+        stopped = check(agent_id)
+        assert (stopped["allowed"], stopped["scope"], stopped["limit"]) == (
+            False,
+            "platform",
+            "paused",
+        )
+    ok(put(api_client, PLATFORM_URL, {}))
+    assert check("zeus")["allowed"] is True
