@@ -9,8 +9,10 @@ when the body is malformed.
 - unknown, revoked or expired key, or a malformed header: 401 ``auth.invalid``
 - an agent key on another agent's URL: 404 ``agent.unknown``, the same answer as for an
   agent that does not exist, so neither the data nor its existence leaks
+- a persona-scoped agent key on another persona's URL: 404 ``persona.not_found``, the
+  same answer as for a persona that does not exist
 - an agent key changing a budget (PUT, or any write other than POST check/charge/release
-  on its own agent): 403 ``auth.forbidden``
+  on its own agent), or reading the platform's budget: 403 ``auth.forbidden``
 
 Models are imported inside functions: DRF loads these classes while Django is still
 starting.
@@ -51,6 +53,8 @@ class Principal:
     agent_id: str | None  # set for agent keys only
     key_prefix: str | None  # None for the anonymous operator of an open local setup
     name: str
+    # Set for an agent key scoped to one persona of its agent: it sees no other persona.
+    persona_id: str | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -69,6 +73,11 @@ class Principal:
     def may_see_agent(self, agent_id: str) -> bool:
         return self.is_operator or self.agent_id == agent_id
 
+    def may_see_persona(self, agent_id: str, persona_id: str) -> bool:
+        if not self.may_see_agent(agent_id):
+            return False
+        return self.persona_id is None or self.persona_id == persona_id
+
 
 OPEN_OPERATOR = Principal(scope="operator", agent_id=None, key_prefix=None, name="anonymous")
 
@@ -82,6 +91,17 @@ def actor_of(request: Any) -> str:
     """The audit name of whoever made ``request``."""
     principal = principal_of(request)
     return principal.actor if principal else "anonymous"
+
+
+def unknown_persona(agent_id: str, persona_id: str) -> NotFound:
+    """The 404 for a persona this key may not see: word for word what
+    ``personas.services.resolve_persona`` answers for a persona that does not exist."""
+    shown = persona_id if len(persona_id) <= 64 else persona_id[:64] + "..."
+    return NotFound(
+        f"persona {shown!r} not found",
+        code="persona.not_found",
+        details={"agent_id": agent_id, "persona_id": persona_id},
+    )
 
 
 def unknown_agent(agent_id: str) -> NotFound:
@@ -111,7 +131,11 @@ class BearerApiKeyAuthentication(BaseAuthentication):
         key = _lookup(raw)
         _touch(key)
         principal = Principal(
-            scope=key.scope, agent_id=key.agent_id, key_prefix=key.prefix, name=key.name
+            scope=key.scope,
+            agent_id=key.agent_id,
+            key_prefix=key.prefix,
+            name=key.name,
+            persona_id=key.persona_slug or None,
         )
         return principal, key
 
@@ -129,6 +153,7 @@ _KEY_COLUMNS = (
     "name",
     "scope",
     "agent_id",
+    "persona_slug",
     "last_used_at",
 )
 
@@ -208,9 +233,17 @@ class ApiKeyPermission(BasePermission):
             return False  # DRF turns this into 401 auth.missing (no credentials sent)
         if principal.is_operator:
             return True
-        agent_id = getattr(view, "kwargs", {}).get("agent_id")
+        kwargs = getattr(view, "kwargs", {})
+        agent_id = kwargs.get("agent_id")
         if agent_id is not None and agent_id != principal.agent_id:
             raise unknown_agent(str(agent_id))
+        persona_id = kwargs.get("persona_id")
+        if persona_id is not None and not principal.may_see_persona(str(agent_id), persona_id):
+            # A persona-scoped key: another persona of its agent reads as one that does
+            # not exist (before the body is looked at, as for another agent).
+            raise unknown_persona(str(agent_id), str(persona_id))
+        if getattr(view, "operator_only", False):
+            raise exceptions.PermissionDenied("this needs an operator key")
         if request.method in SAFE_METHODS:
             return True
         if agent_id is not None and request.method in AGENT_WRITE_METHODS:

@@ -12,6 +12,7 @@ from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from budgets.runs.models import Run, RunCheckpoint
+from personas.ids import validate_id
 from personas.models import Agent, Persona
 
 __all__ = ["ApiKey", "Charge", "Hold", "LedgerIsAppendOnly", "Run", "RunCheckpoint", "SpendCounter"]
@@ -79,6 +80,8 @@ class Charge(models.Model):
     objects = ChargeQuerySet.as_manager()
 
     class Meta:
+        # The admin's breadcrumbs and titles say "Ledger", as its top bar does.
+        verbose_name_plural = "ledger"
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["persona", "ts"], name="charge_persona_ts"),
@@ -244,6 +247,11 @@ class ApiKey(AbstractAPIKey):
     agent = models.ForeignKey(
         Agent, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
     )
+    # An agent key may be narrowed to one persona of its agent (its id, as in the URL):
+    # every other persona then reads as not found. "" = every persona of the agent.
+    persona_slug = models.CharField(
+        "persona", max_length=64, blank=True, default="", validators=[validate_id]
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     objects = BaseAPIKeyManager()  # type: ignore[assignment,misc]
@@ -259,7 +267,36 @@ class ApiKey(AbstractAPIKey):
                 ),
                 name="apikey_scope_matches_agent",
             ),
+            models.CheckConstraint(
+                condition=models.Q(persona_slug="") | models.Q(scope="agent"),
+                name="apikey_persona_needs_agent_scope",
+            ),
         ]
+
+
+class RefusedTally(models.Model):
+    """Refused checks per persona, local day (the persona's timezone) and the limit that
+    refused them: a best-effort tally, counted in memory and written in batches
+    (``budgets.reports.refused``), never a ledger and never reconciled."""
+
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    scope = models.CharField(max_length=16)  # persona | agent | platform | run
+    limit = models.CharField(max_length=32)  # daily, per_call, paused, daily_tokens, ...
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["persona", "day", "scope", "limit"], name="refusedtally_unique_key"
+            ),
+        ]
+        # The Spend page reads a range of days across personas.
+        indexes = [models.Index(fields=["day"], name="refusedtally_day")]
+
+    def __str__(self) -> str:
+        return f"{self.persona} {self.day} {self.scope} {self.limit}: {self.count}"
 
 
 # The events package keeps its rows beside its code; importing them here registers them.

@@ -23,6 +23,7 @@ from budgets.rules import RUN_LIMITS
 from hal0.money import MAX_USD
 from hal0.text import PRINTABLE_NON_BLANK_PATTERN
 from personas.openapi import BudgetBlockSerializer, ErrorEnvelopeSerializer, error_responses
+from personas.toml_store import MAX_TOKENS as MAX_TOKEN_CAP
 from personas.toml_store import TIMEZONE_MAX_LEN
 
 __all__ = [
@@ -55,8 +56,9 @@ class BearerApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": (
                 "An API key from `manage.py apikey create`. Operator keys may do "
-                "everything; agent keys may read their own agent and check, charge and "
-                "release holds for its personas."
+                "everything; agent keys may read their own agent (not the platform's "
+                "budget) and check, charge and release holds for its personas; a key "
+                "scoped to one persona (`--persona`) sees no other persona of its agent."
             ),
         }
 
@@ -108,6 +110,12 @@ def _rate(help_text: str) -> serializers.FloatField:
     )
 
 
+def _token_cap(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_TOKEN_CAP, help_text=help_text
+    )
+
+
 class BudgetPutRequestSerializer(serializers.Serializer[Any]):
     """PUT body: replaces the whole block (a missing cap = no cap, missing hard_cap = true)."""
 
@@ -135,9 +143,15 @@ class BudgetPutRequestSerializer(serializers.Serializer[Any]):
     paused = serializers.BooleanField(
         required=False,
         default=False,
-        help_text="extension: the stop switch. true refuses every check of this persona "
+        help_text="extension: the stop switch. true refuses every check under this budget "
         "(also a warn-only one) until it is set back to false or left out",
     )
+    daily_tokens = _token_cap(
+        "extension: input + output tokens per day; absent or null = no cap, 0 = a cap of zero"
+    )
+    monthly_tokens = _token_cap("extension: tokens per calendar month")
+    lifetime_tokens = _token_cap("extension: tokens ever")
+    per_call_max_tokens = _token_cap("extension: largest token estimate allowed for one call")
 
 
 class SpendSerializer(serializers.Serializer[Any]):
@@ -183,6 +197,60 @@ class BudgetStateSerializer(serializers.Serializer[Any]):
         help_text="extension (prices): charges per window whose cost is not recorded (tokens "
         "of a model nobody prices); their cost is in no spend figure"
     )
+
+
+class ScopeSpendSerializer(SpendSerializer):
+    today_tokens = serializers.IntegerField(min_value=0, help_text="input + output tokens")
+    mtd_tokens = serializers.IntegerField(min_value=0)
+    lifetime_tokens = serializers.IntegerField(min_value=0)
+
+
+class ScopeRemainingSerializer(RemainingSerializer):
+    daily_tokens = serializers.IntegerField(
+        min_value=0, required=False, help_text="max(0, cap - spent); only configured windows"
+    )
+    monthly_tokens = serializers.IntegerField(min_value=0, required=False)
+    lifetime_tokens = serializers.IntegerField(min_value=0, required=False)
+
+
+_STATUS_HELP = "none = no cap; warn from `warn_at` of a cap; exceeded from the cap"
+
+
+class ScopeSummarySerializer(serializers.Serializer[Any]):
+    budget = BudgetBlockSerializer(help_text="the caps in force (the last good ones)")
+    spend = ScopeSpendSerializer(help_text="in the scope's own day and month")
+    status = serializers.ChoiceField(["none", "ok", "warn", "exceeded"], help_text=_STATUS_HELP)
+
+
+class ScopesSerializer(serializers.Serializer[Any]):
+    persona = ScopeSummarySerializer()
+    agent = ScopeSummarySerializer(help_text="every persona of the agent together")
+    platform = ScopeSummarySerializer(
+        required=False,
+        help_text="every agent together; left out for agent keys (they may not read the "
+        "platform's budget)",
+    )
+
+
+class PersonaBudgetStateSerializer(BudgetStateSerializer):
+    scopes = ScopesSerializer(
+        help_text="extension: the persona's, its agent's and the platform's caps, spend and "
+        "status; a check evaluates them in that order"
+    )
+
+
+class ScopeBudgetStateSerializer(serializers.Serializer[Any]):
+    """An agent's or the platform's budget: the persona GET's shape, spend summed over
+    the scope's personas, plus token figures."""
+
+    budget = BudgetBlockSerializer()
+    spend = ScopeSpendSerializer()
+    remaining = ScopeRemainingSerializer()
+    held_usd = _usd("active holds of the scope's personas")
+    held_tokens = serializers.IntegerField(min_value=0)
+    status = serializers.ChoiceField(["none", "ok", "warn", "exceeded"], help_text=_STATUS_HELP)
+    resets_at = ResetsAtSerializer(help_text="in the scope's own timezone")
+    unpriced_charges = UnpricedSerializer()
 
 
 def _tokens(help_text: str, **kwargs: Any) -> serializers.IntegerField:
@@ -422,6 +490,25 @@ PUT_ERRORS = error_responses(
     "auth.forbidden",
     "request.too_large",
     "persona.write_failed",
+)
+SCOPE_BUDGET_ERRORS = error_responses("agent.unknown", "budget.malformed")
+SCOPE_PUT_ERRORS = error_responses(
+    "agent.unknown",
+    "budget.malformed",
+    "budget.invalid_body",
+    "budget.invalid",
+    "auth.forbidden",
+    "request.too_large",
+    "budget.write_failed",
+)
+PLATFORM_BUDGET_ERRORS = error_responses("budget.malformed", "auth.forbidden")
+PLATFORM_PUT_ERRORS = error_responses(
+    "budget.malformed",
+    "budget.invalid_body",
+    "budget.invalid",
+    "auth.forbidden",
+    "request.too_large",
+    "budget.write_failed",
 )
 CHECK_ERRORS = error_responses(
     "agent.unknown",

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from budgets import openapi as doc
-from budgets.auth import actor_of
+from budgets.auth import actor_of, principal_of
 from budgets.limits import MAX_TEXT, MAX_TOKENS
 from budgets.monitoring import metrics
 from budgets.prices import quote
@@ -21,11 +21,15 @@ from budgets.prices.rates import Usage
 from budgets.services import (
     budget_charge,
     budget_check_by_id,
-    budget_put,
-    budget_state,
     hold_release,
 )
 from budgets.services.reserve import reserve_key
+from budgets.services.scope_budget import (
+    persona_budget_put,
+    persona_budget_state,
+    scope_put,
+    scope_state,
+)
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
@@ -159,25 +163,81 @@ class BudgetView(APIView):
     @extend_schema(
         operation_id="budget_get",
         summary="A persona's caps, spend per window and remaining headroom",
-        responses={200: doc.BudgetStateSerializer, **doc.BUDGET_ERRORS},
+        responses={200: doc.PersonaBudgetStateSerializer, **doc.BUDGET_ERRORS},
     )
     def get(self, request: Request, agent_id: str, persona_id: str) -> Response:
         persona = _persona(agent_id, persona_id)
         require_good_budget(persona)
-        return Response(budget_state(persona=persona))
+        # An agent key may not read the platform's budget (GET /api/platform/budget is 403
+        # to it), so its persona GET leaves the platform out of `scopes`.
+        principal = principal_of(request)
+        with_platform = principal is None or principal.is_operator
+        return Response(persona_budget_state(persona=persona, with_platform=with_platform))
 
     @extend_schema(
         operation_id="budget_put",
         summary="Replace a persona's caps (operator keys only); audited",
         request=doc.BudgetPutRequestSerializer,
-        responses={200: doc.BudgetStateSerializer, **doc.PUT_ERRORS},
+        responses={200: doc.PersonaBudgetStateSerializer, **doc.PUT_ERRORS},
     )
     def put(self, request: Request, agent_id: str, persona_id: str) -> Response:
         # hal0's order: agent (404), then body (400), then persona (404).
         agent = resolve_agent(agent_id)
         spec = parse_budget_body(read_json_object(request))
         persona = resolve_persona(agent, persona_id)
-        return Response(budget_put(persona=persona, spec=spec, actor=actor_of(request)))
+        return Response(persona_budget_put(persona=persona, spec=spec, actor=actor_of(request)))
+
+
+class AgentBudgetView(APIView):
+    """GET an agent's budget (its own agent's key may); PUT (operators) replaces it."""
+
+    @extend_schema(
+        operation_id="agent_budget_get",
+        summary="An agent's caps over all its personas, their spend and headroom",
+        responses={200: doc.ScopeBudgetStateSerializer, **doc.SCOPE_BUDGET_ERRORS},
+    )
+    def get(self, request: Request, agent_id: str) -> Response:
+        agent = resolve_agent(agent_id)
+        return Response(scope_state(kind="agent", agent_id=agent.id))
+
+    @extend_schema(
+        operation_id="agent_budget_put",
+        summary="Replace an agent's caps (operator keys only); agent.toml, audited",
+        request=doc.BudgetPutRequestSerializer,
+        responses={200: doc.ScopeBudgetStateSerializer, **doc.SCOPE_PUT_ERRORS},
+    )
+    def put(self, request: Request, agent_id: str) -> Response:
+        # The persona PUT's order: agent (404), then body (400).
+        agent = resolve_agent(agent_id)
+        spec = parse_budget_body(read_json_object(request))
+        return Response(
+            scope_put(kind="agent", agent_id=agent.id, spec=spec, actor=actor_of(request))
+        )
+
+
+class PlatformBudgetView(APIView):
+    """The platform's budget, over every agent: operator keys only, also to read it."""
+
+    # budgets.auth.ApiKeyPermission: an agent key gets 403 auth.forbidden, even for GET.
+    operator_only = True
+
+    @extend_schema(
+        operation_id="platform_budget_get",
+        summary="The platform's caps over every agent, their spend and headroom (operators)",
+        responses={200: doc.ScopeBudgetStateSerializer, **doc.PLATFORM_BUDGET_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(scope_state(kind="platform"))
+
+    @extend_schema(
+        operation_id="platform_budget_put",
+        summary="Replace the platform's caps (operator keys only); platform.toml, audited",
+        request=doc.BudgetPutRequestSerializer,
+        responses={200: doc.ScopeBudgetStateSerializer, **doc.PLATFORM_PUT_ERRORS},
+    )
+    def put(self, request: Request) -> Response:
+        spec = parse_budget_body(read_json_object(request))
+        return Response(scope_put(kind="platform", spec=spec, actor=actor_of(request)))
 
 
 class CheckView(APIView):

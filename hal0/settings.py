@@ -42,6 +42,10 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 HAL0_DATA_DIR = Path(env.str("HAL0_DATA_DIR", default=str(VAR_DIR / "data")))
 # Default lifetime of a hold when the check body gives none, and the longest allowed.
 HAL0_HOLD_TTL_S = env.int("HAL0_HOLD_TTL_S", default=300)
+# Refused checks are tallied in memory per process and written at most this often, by a
+# background thread (budgets.reports.refused); 0 = no thread, written when an admin page
+# reads the tally or the process exits (the tests' setting).
+HAL0_REFUSED_FLUSH_S = env.float("HAL0_REFUSED_FLUSH_S", default=5.0)
 HAL0_HOLD_TTL_MAX_S = env.int("HAL0_HOLD_TTL_MAX_S", default=86_400)
 # The background worker (manage.py worker): idle poll, heartbeat period, and the age of the
 # newest heartbeat after which /readyz reports the worker down (docs/alerts.md).
@@ -171,6 +175,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times in the admin with their timezone (hal0/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["hal0.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 import budgets.openapi  # noqa: F401
 from budgets.monitoring import views as monitoring
 from hal0.errors import api_not_found
-from hal0.views import home
+from hal0.views import favicon, home
 
 # The API description is public: it holds no data, and clients need it to get a key.
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -17,6 +17,7 @@ _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
     # A landing page that points at the admin and the API description.
     path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     # Probes for load balancers and orchestrators (docs/alerts.md): no key, no session.
     path("healthz", monitoring.healthz, name="healthz"),

@@ -135,6 +135,9 @@ class BudgetChange(models.Model):
     after = models.JSONField()
 
     class Meta:
+        # Named as the admin's top bar names them ("Cap changes"), breadcrumbs included.
+        verbose_name = "cap change"
+        verbose_name_plural = "cap changes"
         ordering = ["-at", "-id"]
         constraints = [
             models.CheckConstraint(

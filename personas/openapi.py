@@ -15,11 +15,26 @@ from rest_framework import serializers
 ERROR_CODES: dict[str, tuple[int, str]] = {
     "auth.missing": (401, "no `Authorization: Bearer <key>` header"),
     "auth.invalid": (401, "unknown, revoked or expired key, or a malformed header"),
-    "auth.forbidden": (403, "the key may not do this (only operator keys may change budgets)"),
+    "auth.forbidden": (
+        403,
+        "the key may not do this (only operator keys may change budgets or read the platform's)",
+    ),
     "agent.unknown": (404, "no such agent (also for an agent this key may not see)"),
-    "persona.not_found": (404, "no such persona"),
+    "persona.not_found": (
+        404,
+        "no such persona (also for a persona a persona-scoped key may not see)",
+    ),
     "persona.malformed": (400, "the persona file is unreadable or invalid"),
     "persona.conflict": (409, "the persona file changed since it was read"),
+    "budget.malformed": (
+        400,
+        "agent.toml or platform.toml is unreadable or invalid (its last good caps stay in force)",
+    ),
+    "budget.write_failed": (
+        503,
+        "agent.toml or platform.toml could not be written (disk full, read-only); nothing "
+        "was changed",
+    ),
     "persona.write_failed": (
         503,
         "the persona file could not be written (disk full, read-only); nothing was changed",
@@ -109,6 +124,14 @@ class BudgetBlockSerializer(serializers.Serializer[Any]):
     monthly_usd = serializers.FloatField(required=False, help_text="resets on the 1st")
     lifetime_usd = serializers.FloatField(required=False, help_text="never resets")
     per_call_max_usd = serializers.FloatField(required=False)
+    daily_tokens = serializers.IntegerField(
+        required=False, help_text="extension: input + output tokens per day"
+    )
+    monthly_tokens = serializers.IntegerField(required=False, help_text="extension")
+    lifetime_tokens = serializers.IntegerField(required=False, help_text="extension")
+    per_call_max_tokens = serializers.IntegerField(
+        required=False, help_text="extension: largest token estimate allowed for one call"
+    )
     hard_cap = serializers.BooleanField(help_text="false = warn only, never block")
     warn_at = serializers.FloatField(required=False, help_text="extension; default 0.8")
     timezone = serializers.CharField(required=False, help_text="extension; default UTC")

@@ -28,11 +28,25 @@ def _visible(request: Request, agent_id: str) -> bool:
     return bool(may_see(agent_id)) if callable(may_see) else True
 
 
-def agent_data(agent: Agent) -> dict[str, Any]:
+def _persona_visible(request: Request, agent_id: str, persona_id: str) -> bool:
+    """Whether the caller may see this persona (a persona-scoped key sees only its own)."""
+    may_see = getattr(request.user, "may_see_persona", None)
+    return bool(may_see(agent_id, persona_id)) if callable(may_see) else True
+
+
+def _active(request: Request, agent_id: str) -> str | None:
+    # A persona-scoped key is not told which other persona is active: null instead.
+    active = services.active_persona_id(agent_id)
+    if active is not None and not _persona_visible(request, agent_id, active):
+        return None
+    return active
+
+
+def agent_data(agent: Agent, request: Request) -> dict[str, Any]:
     return {
         "id": agent.id,
         "display_name": agent.display_name or agent.id,
-        "active_persona": services.active_persona_id(agent.id),
+        "active_persona": _active(request, agent.id),
         "created_at": agent.created_at,
     }
 
@@ -58,7 +72,7 @@ class AgentListView(APIView):
     )
     def get(self, request: Request) -> Response:
         agents = [a for a in Agent.objects.order_by("id") if _visible(request, a.id)]
-        return Response({"agents": [agent_data(a) for a in agents]})
+        return Response({"agents": [agent_data(a, request) for a in agents]})
 
 
 class AgentDetailView(APIView):
@@ -68,8 +82,9 @@ class AgentDetailView(APIView):
     )
     def get(self, request: Request, agent_id: str) -> Response:
         agent = services.resolve_agent(agent_id)
-        data = agent_data(agent)
-        data["personas"] = [p.slug for p in services.list_personas(agent)]
+        data = agent_data(agent, request)
+        personas = services.list_personas(agent)
+        data["personas"] = [p.slug for p in personas if _persona_visible(request, agent.id, p.slug)]
         return Response(data)
 
 
@@ -81,8 +96,10 @@ class PersonaListView(APIView):
     )
     def get(self, request: Request, agent_id: str) -> Response:
         agent = services.resolve_agent(agent_id)
-        personas = services.list_personas(agent)
-        active = services.active_persona_id(agent.id)
+        personas = [
+            p for p in services.list_personas(agent) if _persona_visible(request, agent.id, p.slug)
+        ]
+        active = _active(request, agent.id)
         return Response(
             {
                 "agent_id": agent.id,

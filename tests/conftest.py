@@ -34,6 +34,18 @@ def open_api_by_default(settings: Any) -> None:
     settings.HAL0_REQUIRE_API_KEY = False
 
 
+@pytest.fixture(autouse=True)
+def refused_tally_in_the_test(settings: Any) -> Iterator[None]:
+    """The refused-check tally (budgets.reports.refused) without its background thread:
+    written only when a page reads it; what one test counted never reaches the next."""
+    from budgets.reports import refused
+
+    settings.HAL0_REFUSED_FLUSH_S = 0
+    refused.discard()
+    yield
+    refused.discard()
+
+
 @pytest.fixture
 def operator_key(db: None) -> str:
     """A fresh operator API key (the raw value, as a client sends it)."""

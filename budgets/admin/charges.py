@@ -154,9 +154,9 @@ class ChargeAdmin(ReadOnlyAdmin):
             return "-"
         return stored if isinstance(stored, str) else json.dumps(stored)
 
-    @admin.display(description="time (UTC)", ordering="ts")
+    @admin.display(description="time", ordering="ts")
     def when(self, obj: Charge) -> str:
-        return obj.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return obj.ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
     @admin.display(description="agent", ordering="persona__agent_id")
     def agent(self, obj: Charge) -> str:

@@ -1,8 +1,12 @@
-"""The over-cap banner: which personas are at or over a cap, on every admin page.
+"""The over-cap banner: which personas, agents and the platform are at or over a cap,
+and how many charges have no price, on every admin page.
 
 Lazy: the numbers are read only when a template shows the banner, and only for staff on
 admin pages. Cheap: one query over the current window counters of capped personas and
-one over active holds (budgets.reports.selectors.alerts), never a scan of the ledger.
+one over active holds (budgets.reports.selectors.alerts), one statement per capped agent
+and for a capped platform (the check's own read of their counters and holds,
+budgets.reports.scopes), and one sum of the lifetime counters' ``unpriced``; never a scan
+of the ledger.
 """
 
 from __future__ import annotations
@@ -22,14 +26,35 @@ def spend_alerts(request: HttpRequest) -> dict[str, Any]:
         return {}
 
     def load() -> Any:
+        from budgets.reports.scopes import scope_alerts, unpriced_charges
         from budgets.reports.selectors import alerts
 
-        return alerts()
+        found = alerts()
+        found.scopes = scope_alerts()
+        found.unpriced = unpriced_charges()
+        return found
 
     def paused() -> Any:
-        from personas.models import Persona
+        from django.urls import reverse
 
-        # The stop switch is shown on every page while it is on: few rows, one query.
-        return list(Persona.objects.filter(paused=True).order_by("agent_id", "slug")[:20])
+        from personas.models import Agent, Persona, Platform
+
+        # The stop switch is shown on every page while it is on, at any scope: the
+        # platform, agents, personas (few rows, three small queries).
+        found = [
+            ("the platform", reverse("admin:personas_platform_changelist"))
+            for _ in Platform.objects.filter(paused=True)[:1]
+        ]
+        found += [
+            (f"agent {a}", reverse("admin:personas_agent_change", args=[a]))
+            for a in Agent.objects.filter(paused=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:20]
+        ]
+        found += [
+            (str(p), reverse("admin:personas_persona_change", args=[p.pk]))
+            for p in Persona.objects.filter(paused=True).order_by("agent_id", "slug")[:20]
+        ]
+        return found
 
     return {"hal0_alerts": SimpleLazyObject(load), "hal0_paused": SimpleLazyObject(paused)}

@@ -7,8 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -17,7 +19,7 @@ from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 from budgets import apikeys
 from budgets.models import ApiKey
-from personas.models import Agent
+from personas.models import Agent, Persona
 
 
 class ApiKeyScopeFilter(admin.SimpleListFilter):
@@ -35,7 +37,28 @@ class ApiKeyScopeFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PersonaChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.agent_id}/{obj.slug}"
+
+
 class ApiKeyAddForm(forms.ModelForm):
+    # One labelled input (date and time together), not the admin's two unlabelled halves.
+    expiry_date = forms.DateTimeField(
+        required=False,
+        label="Expires (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Optional: the key stops working at this date and time (UTC). Empty: never.",
+    )
+    # Not the model's column (that holds the persona id): a choice of the known personas,
+    # checked against the agent below.
+    persona = PersonaChoiceField(
+        queryset=Persona.objects.order_by("agent_id", "slug"),
+        required=False,
+        help_text="Optional, agent keys only: the one persona of that agent the key may use. "
+        "Every other persona then reads as not found. Empty: every persona of the agent.",
+    )
+
     class Meta:
         model = ApiKey
         fields = ("name", "scope", "agent", "expiry_date")
@@ -44,9 +67,7 @@ class ApiKeyAddForm(forms.ModelForm):
             "an agent key for hermes.",
             "scope": "operator: everything. agent: one agent's reads, checks and charges.",
             "agent": "Agent keys only: the one agent the key may act for.",
-            "expiry_date": "Optional: the key stops working at this time (UTC). Empty: never.",
         }
-        labels = {"expiry_date": "Expires"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -59,6 +80,14 @@ class ApiKeyAddForm(forms.ModelForm):
             self.add_error("agent", "An operator key is not tied to an agent: leave this empty.")
         if scope == ApiKey.Scope.AGENT and agent is None:
             self.add_error("agent", "An agent key needs the agent it acts for.")
+        persona = cleaned.get("persona")
+        if persona is not None:
+            if scope != ApiKey.Scope.AGENT:
+                self.add_error("persona", "Only an agent key can be limited to a persona.")
+            elif agent is not None and persona.agent_id != agent.pk:
+                self.add_error(
+                    "persona", f"{persona.agent_id}/{persona.slug} is not a persona of {agent.pk}."
+                )
         expires = cleaned.get("expiry_date")
         if expires is not None and expires <= timezone.now():
             self.add_error("expiry_date", "This time has passed: a key must expire in the future.")
@@ -86,18 +115,38 @@ class ApiKeyAdmin(admin.ModelAdmin):
     Keys are revoked, never deleted, so the audit trail's ``key:<prefix>`` stays readable.
     """
 
-    list_display = ("prefix", "name", "scope", "agent", "created", "last_used", "expires", "state")
+    list_display = (
+        "prefix",
+        "name",
+        "scope",
+        "agent",
+        "persona",
+        "created",
+        "last_used",
+        "expires",
+        "state",
+    )
     list_filter = ("scope", ApiKeyScopeFilter, ("agent", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("agent",)
     search_fields = ("name", "=prefix")
     actions = ["revoke"]
     ordering = ("-created",)
 
-    DETAIL = ["prefix", "name", "scope", "agent", "created", "last_used", "expires", "revoked"]
+    DETAIL = [
+        "prefix",
+        "name",
+        "scope",
+        "agent",
+        "persona",
+        "created",
+        "last_used",
+        "expires",
+        "revoked",
+    ]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["name", "scope", "agent", "expiry_date"]
+            return ["name", "scope", "agent", "persona", "expiry_date"]
         return self.DETAIL
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -129,6 +178,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         title = "API keys: add one for each agent process; tick keys to revoke them"
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
+    @admin.display(description="persona", ordering="persona_slug")
+    def persona(self, obj: ApiKey) -> str:
+        # Every persona of its agent, unless the key was narrowed to one.
+        if obj.persona_slug:
+            return f"{obj.agent_id}/{obj.persona_slug}"
+        return "all of the agent's" if obj.agent_id else "-"
+
     @admin.display(description="last used", ordering="last_used_at")
     def last_used(self, obj: ApiKey) -> str:
         if obj.last_used_at is None:
@@ -153,10 +209,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             return  # every field is read-only once the key exists
         agent: Agent | None = form.cleaned_data.get("agent")
+        persona: Persona | None = form.cleaned_data.get("persona")
         try:
             key, raw = apikeys.create_key(
                 scope=form.cleaned_data["scope"],
                 agent_id=agent.pk if agent is not None else None,
+                persona_id=persona.slug if persona is not None else None,
                 name=form.cleaned_data.get("name") or None,
             )
         except apikeys.ApiKeyError as exc:
@@ -174,8 +232,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "The API key <code class='hal0-key'>{}</code> for {} is shown only now: "
-                "copy it somewhere safe, it cannot be seen again.",
+                "The API key <code class='hal0-key' id='hal0-new-key'>{}</code> "
+                "<button type='button' class='hal0-copy' data-copy='#hal0-new-key'>Copy</button> "
+                "for {} is shown only now: copy it somewhere safe, it cannot be seen again.",
                 raw,
                 key.name,
             ),
@@ -197,9 +256,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:budgets_apikey_changelist"))
 
     # Revoking stops a client at once: it takes the permission to change keys, not just
-    # to see them.
+    # to see them, and a confirmation page that names the keys and what revoking does.
     @admin.action(description="Revoke selected API keys", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> Any:
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Revoke API keys?",
+                "opts": self.model._meta,
+                "keys": list(queryset.select_related("agent")),
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/budgets/apikey/revoke_confirm.html", context)
         revoked = 0
         for key in queryset:
             _, changed = apikeys.revoke_key(key.prefix)
@@ -209,3 +277,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if already:
             text += f", {already} already revoked"
         self.message_user(request, text, messages.SUCCESS)
+        return None

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, URLResolver, path
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, URLResolver, path, reverse
 
 
 class Hal0AdminSite(admin.AdminSite):
@@ -38,19 +38,26 @@ class Hal0AdminSite(admin.AdminSite):
         return apps
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        # Webhook endpoints that keep failing, so an operator sees alerts are not leaving.
+        # Operators land on the Spend page; every table is one click away (the top bar's
+        # "All tables", the stock index at tables/).
+        return HttpResponseRedirect(reverse("admin:spend", current_app=self.name))
+
+    def tables_view(self, request: HttpRequest, **kwargs: Any) -> Any:
+        """The stock index: every table of the admin, with endpoints that keep failing."""
         from django.conf import settings
 
         from budgets.events.endpoints import failing_endpoints
 
         failing = failing_endpoints(settings.HAL0_WEBHOOK_FAILING_AFTER)
-        return super().index(request, {**(extra_context or {}), "failing_webhooks": failing})
+        context = {"failing_webhooks": failing, "title": "All tables"}
+        return super().index(request, context)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [
             path("spend/", self.admin_view(self.spend_view), name="spend"),
             path("spend/csv/", self.admin_view(self.spend_csv_view), name="spend-csv"),
             path("prices/", self.admin_view(self.prices_view), name="prices"),
+            path("tables/", self.admin_view(self.tables_view), name="tables"),
         ]
         return extra + super().get_urls()
 

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from budgets.events.endpoints import failing_endpoints
 from budgets.models import Hold
+from budgets.reports import refused
 from budgets.reports import selectors as q
+from budgets.reports.scopes import spend_page_scopes
 from budgets.services import budget_state
 from budgets.services.windows import zone
 from budgets.templatetags.spend import format_cents, format_usd
@@ -138,6 +142,14 @@ def persona_spend_context(
     view = q.spend_views([persona], now, spent={persona.pk: q.spent_from_state(state)})[0]
     per_day, days, _ = q.daily_totals(persona, now)
     monthly = view.window("monthly")
+    panel = range_panel(
+        params or {},
+        tz=persona.effective_timezone,
+        now=now,
+        agent=persona.agent_id,
+        persona=persona.slug,
+        top=False,
+    )
     return {
         "state": state,
         "spend": view,
@@ -156,13 +168,9 @@ def persona_spend_context(
             ).order_by("expires_at")[:10]
         ),
         "forecasts": forecasts([view], now),
-        **range_panel(
-            params or {},
-            tz=persona.effective_timezone,
-            now=now,
-            agent=persona.agent_id,
-            persona=persona.slug,
-            top=False,
+        **panel,
+        "refused": refused.refused(
+            start=panel["range"].start, end=panel["range"].end, persona_pk=persona.pk
         ),
         "per_call_cap": persona.per_call_cap_nanos,
         "hard_cap": persona.hard_cap,
@@ -182,8 +190,12 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     # Worst first: what needs an operator's eye is at the top.
     views.sort(key=lambda v: (-q.STATUS_ORDER[v.status], not v.has_caps, str(v.persona)))
     per_day, days, _ = q.daily_totals(None, now)
+    scope_rows, scopes_truncated = spend_page_scopes(now)
+    panel = range_panel(request.GET, tz="UTC", now=now)
     context = {
         **site.each_context(request),
+        "scopes": scope_rows,
+        "scopes_truncated": scopes_truncated,
         "is_nav_sidebar_enabled": False,  # the page needs the width; the top bar has links
         "title": "Spend",
         "subtitle": None,
@@ -203,7 +215,9 @@ def spend_overview(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "latest": q.latest_charges(None, 10),
         "now": now,
         "forecasts": forecasts(views, now),
-        **range_panel(request.GET, tz="UTC", now=now),
+        "failing_webhooks": failing_endpoints(settings.HAL0_WEBHOOK_FAILING_AFTER),
+        **panel,
+        "refused": refused.refused(start=panel["range"].start, end=panel["range"].end),
     }
     return TemplateResponse(request, "admin/hal0/spend.html", context)
 

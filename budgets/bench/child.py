@@ -57,7 +57,7 @@ def _scan_rounds(config: Config, agent_id: str, persona_id: str) -> int:
 def _inprocess_run(
     config: Config, agent_id: str, persona_id: str, charge_persona_id: str, rounds: int
 ) -> dict[str, Any]:
-    from budgets.bench import inprocess
+    from budgets.bench import events_ab, inprocess
     from budgets.bench.scan import scan_window_spend
     from budgets.bench.stats import latency, median
     from budgets.ledger.mirror import mirror_path
@@ -73,6 +73,9 @@ def _inprocess_run(
     out["charge"] = latency(
         inprocess.measure("charge", agent_id, charge_persona_id, config.samples)
     )
+    # Events and metrics on and off, alternating (budgets/bench/events_ab.py).
+    ab = events_ab.pair(agent_id, persona_id, charge_persona_id, config.samples)
+    out["events_ab"] = {name: latency(series) for name, series in ab.items()}
     # A report takes milliseconds: a tenth of the samples says as much about its median.
     report_samples = max(20, config.samples // 10)
     for kind in ("report", "report_half_hour"):

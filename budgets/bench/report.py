@@ -167,6 +167,16 @@ def _priced(entry: dict[str, Any], where: str) -> float:
     return _lat(entry, where, "check_priced")[0] / _lat(entry, where, "check_paired")[0]
 
 
+def _ab(entry: dict[str, Any], series: str) -> float:
+    """p50 of one series of the events on/off pair (in-process), median over runs."""
+    return _runs_median(entry, lambda r: r["inprocess"]["events_ab"][series]["p50_us"])
+
+
+def _events(entry: dict[str, Any], call: str) -> float:
+    """p50 with events and metrics ÷ p50 without, measured alternating (in-process)."""
+    return _ab(entry, f"{call}_on") / _ab(entry, f"{call}_off")
+
+
 TARGETS = [
     Target(
         "HTTP check p50 at the largest ledger ≤ 1 ms",
@@ -209,6 +219,20 @@ TARGETS = [
         False,
         _ratio,
         lambda s: max(_priced(e, "inprocess") for e in s),
+    ),
+    Target(
+        "in-process charge p50 with events and metrics ÷ without ≤ 1.1 (worst ledger size)",
+        1.1,
+        False,
+        _ratio,
+        lambda s: max(_events(e, "charge") for e in s),
+    ),
+    Target(
+        "in-process check p50 with events and metrics ÷ without ≤ 1.1 (worst ledger size)",
+        1.1,
+        False,
+        _ratio,
+        lambda s: max(_events(e, "check") for e in s),
     ),
     Target(
         "checks/s over HTTP ≥ 2,000 (largest ledger)",
@@ -315,6 +339,26 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
                 ]
             rows.append(row)
     out.append(_table(header, rows))
+
+    out.append(
+        "\n### Events and metrics on and off (service), p50\n\n"
+        "The same calls alternating: on, as the API makes them (the charge's event hook, the "
+        "check and charge counters, the request-timing middleware); off, the event hooks "
+        "replaced by no-ops and no metrics (budgets/bench/events_ab.py).\n\n"
+    )
+    rows = []
+    for name, r in dbs:
+        for e in r["sizes"]:
+            row = [name, fmt_rows(e["rows_at_start"])]
+            for call in ("check", "charge"):
+                row += [
+                    fmt_time(_ab(e, f"{call}_on")),
+                    fmt_time(_ab(e, f"{call}_off")),
+                    _ratio(_events(e, call)),
+                ]
+            rows.append(row)
+    header = ["database", "ledger", "check on", "check off", "ratio"]
+    out.append(_table([*header, "charge on", "charge off", "ratio"], rows))
 
     out.append(
         "\n### Spend report: 90 days by day and model, every persona (service), p50 / p99\n\n"

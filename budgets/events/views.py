@@ -23,8 +23,8 @@ MAX_LIMIT = 1000
 
 
 class _EventScopeSerializer(serializers.Serializer[Any]):
-    # A plain string: another "kind" enum in the schema would collide with this one.
-    kind = serializers.CharField(help_text="persona | agent | platform | run")
+    # The same values as the check's `scope`: one ScopeKindEnum in the schema (settings).
+    kind = serializers.ChoiceField(["persona", "agent", "platform", "run"])
     agent = serializers.CharField(allow_null=True)
     persona = serializers.CharField(allow_null=True)
 
@@ -87,6 +87,9 @@ class EventListView(APIView):
         principal = principal_of(request)
         if principal is not None and not principal.is_operator:
             events = events.filter(agent_id=principal.agent_id or "")
+            if principal.persona_id is not None:
+                # A persona-scoped key: its persona's events and its agent's own.
+                events = events.filter(persona_id__in=(principal.persona_id, ""))
         page = list(events[: limit + 1])
         more = len(page) > limit
         page = page[:limit]

@@ -106,9 +106,10 @@ class SpendReportView(APIView):
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         only_agent = principal.agent_id if principal and not principal.is_operator else None
+        only_persona = principal.persona_id if principal and not principal.is_operator else None
         refuse_unknown(request.query_params, REPORT_PARAMETERS, code="report.invalid")
         query = selectors.parse_report_query(request.query_params)
-        report = selectors.spend_report(query, only_agent=only_agent)
+        report = selectors.spend_report(query, only_agent=only_agent, only_persona=only_persona)
         response = Response(report.as_json())
         if isinstance(request.accepted_renderer, CSVRenderer):
             name = f"spend-{query.start:%Y%m%d}-{query.end:%Y%m%d}.csv"

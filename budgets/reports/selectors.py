@@ -207,8 +207,22 @@ class PersonaSpend:
         return worst(w.status for w in self.windows)
 
     @property
-    def has_caps(self) -> bool:
+    def has_window_caps(self) -> bool:
+        """A daily, monthly or lifetime cap in USD: what the status and gauges are of."""
         return any(w.has_cap for w in self.windows)
+
+    @property
+    def has_caps(self) -> bool:
+        """Any cap that can refuse a check: a window's, the per-call cap, a token cap."""
+        p = self.persona
+        others = (
+            p.per_call_cap_nanos,
+            p.per_call_cap_tokens,
+            p.daily_cap_tokens,
+            p.monthly_cap_tokens,
+            p.lifetime_cap_tokens,
+        )
+        return self.has_window_caps or any(v is not None for v in others)
 
     def window(self, key: str) -> WindowView:
         return next(w for w in self.windows if w.key == key)
@@ -272,6 +286,23 @@ class AlertItem:
     window_label: str
     spent_nanos: int
     cap_nanos: int
+    # False: warn only (the persona's caps never block a call), shown apart from hard caps.
+    hard_cap: bool = True
+
+
+@dataclass
+class ScopeAlert:
+    """An agent or the platform in warn or exceeded (``budgets.reports.scopes``)."""
+
+    kind: str  # agent | platform
+    name: str  # "agent hermes" | "platform"
+    url: str
+    status: str
+    window_label: str
+    unit: str  # usd | tokens
+    spent: int
+    cap: int
+    hard_cap: bool = True
 
 
 @dataclass
@@ -280,9 +311,29 @@ class Alerts:
     warn: int = 0
     exceeded: int = 0
     more: int = 0
+    # Agents and the platform at or past a cap, worst first.
+    scopes: list[ScopeAlert] = field(default_factory=list)
+    # Charges recorded without a cost (no price known), ever: from the lifetime counters.
+    unpriced: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.warn or self.exceeded)
+        return bool(self.warn or self.exceeded or self.scopes or self.unpriced)
+
+    @property
+    def scopes_exceeded(self) -> int:
+        return sum(s.status == "exceeded" for s in self.scopes)
+
+    @property
+    def platform(self) -> ScopeAlert | None:
+        return next((s for s in self.scopes if s.kind == "platform"), None)
+
+    @property
+    def agents_exceeded(self) -> int:
+        return sum(s.kind == "agent" and s.status == "exceeded" for s in self.scopes)
+
+    @property
+    def agents_warn(self) -> int:
+        return sum(s.kind == "agent" and s.status == "warn" for s in self.scopes)
 
 
 BANNER_ITEMS = 5
@@ -323,6 +374,7 @@ def alerts(now: dt.datetime | None = None) -> Alerts:
                 window_label=w.label.lower(),
                 spent_nanos=w.spent_nanos,
                 cap_nanos=w.cap_nanos,
+                hard_cap=view.persona.hard_cap,
             )
         )
     hits.sort(key=lambda a: (-STATUS_ORDER[a.status], a.agent_id, a.persona_slug))

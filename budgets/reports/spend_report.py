@@ -227,16 +227,23 @@ class Report:
 
 
 def personas_in_scope(
-    query: ReportQuery, *, only_agent: str | None = None
+    query: ReportQuery, *, only_agent: str | None = None, only_persona: str | None = None
 ) -> dict[int, tuple[str, str]] | None:
     """Persona pk -> (agent id, persona id) the report may read; ``None`` = all of them.
 
     ``only_agent`` (an agent key's agent) limits the report to that agent; another
     ``agent`` filter is then 404, worded as for an agent that does not exist.
+    ``only_persona`` (a persona-scoped key's persona) limits it to that persona of the
+    agent; another ``persona`` filter is then 404 ``persona.not_found``.
     """
-    from budgets.auth import unknown_agent
+    from budgets.auth import unknown_agent, unknown_persona
 
     agent = query.agent
+    wanted = query.persona
+    if only_persona is not None:
+        if wanted is not None and wanted != only_persona:
+            raise unknown_persona(str(only_agent or agent), wanted)
+        wanted = only_persona
     if only_agent is not None:
         if agent is not None and agent != only_agent:
             raise unknown_agent(agent)
@@ -246,15 +253,15 @@ def personas_in_scope(
     personas = Persona.objects.all()
     if agent is not None:
         personas = personas.filter(agent_id=agent)
-    if query.persona is not None:
-        personas = personas.filter(slug=query.persona)
-        if not (is_valid_id(query.persona) and personas.exists()):
+    if wanted is not None:
+        personas = personas.filter(slug=wanted)
+        if not (is_valid_id(wanted) and personas.exists()):
             raise NotFound(
-                f"persona {query.persona[:64]!r} not found",
+                f"persona {wanted[:64]!r} not found",
                 code="persona.not_found",
-                details={"agent_id": agent, "persona_id": query.persona},
+                details={"agent_id": agent, "persona_id": wanted},
             )
-    if agent is None and query.persona is None:
+    if agent is None and wanted is None:
         # Every persona: no filter at all, and the names of those that show up.
         return None
     return {pk: (a, s) for pk, a, s in personas.values_list("pk", "agent_id", "slug")}
@@ -278,10 +285,12 @@ def _split_hours(query: ReportQuery) -> list[dt.datetime]:
     return out
 
 
-def spend_report(query: ReportQuery, *, only_agent: str | None = None) -> Report:
+def spend_report(
+    query: ReportQuery, *, only_agent: str | None = None, only_persona: str | None = None
+) -> Report:
     """The report for ``query``: one grouped query over the rollups (plus, for half-hour
     zones, the charges of the hours their midnights cut in two)."""
-    scope = personas_in_scope(query, only_agent=only_agent)
+    scope = personas_in_scope(query, only_agent=only_agent, only_persona=only_persona)
     report = Report(query=query)
     begin, end = query.begin_utc, query.end_utc
     split = _split_hours(query)

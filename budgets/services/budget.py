@@ -20,6 +20,7 @@ from budgets import rules
 from budgets.events import hooks as events
 from budgets.ledger import writer
 from budgets.models import Charge, Hold
+from budgets.reports import refused
 from budgets.runs import services as runs
 from budgets.services import reserve as idempotent
 from budgets.services import scopes
@@ -260,6 +261,8 @@ def _check(
     if not verdict.allowed:
         zones: dict[str, str] = {b.kind: b.timezone for b in above}
         events.after_refused_check(persona=persona, verdict=verdict, now=now, zones=zones)
+        # Counted in memory, written in batches off the check path (budgets.reports.refused).
+        refused.note(persona=persona, scope=verdict.scope, limit=verdict.limit, now=now)
     out: dict[str, Any] = {
         "allowed": verdict.allowed,
         "reason": verdict.reason,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 
 from hal0.money import to_decimal
 
@@ -38,6 +42,12 @@ def usd(nanos: int | None) -> str | SafeString:
 
 
 @register.filter
+def tokens(count: int | None) -> str:
+    """``1,200,000``: a token count with thousands separated; ``None`` is "no cap"."""
+    return "no cap" if count is None else f"{count:,}"
+
+
+@register.filter
 def usd_plain(nanos: int | None) -> str:
     return format_usd(nanos)
 
@@ -62,3 +72,50 @@ def cents(nanos: int | None) -> str | SafeString:
     if short == exact:
         return short
     return format_html('<span title="{}">{}</span>', exact, short)
+
+
+PAUSED_TITLE = "an operator paused this budget: every check is refused"
+
+
+def status_pill_html(view: Any) -> SafeString:
+    """A persona's status pill (a ``PersonaSpend``): the rules' status when a window has a
+    cap; otherwise the per-call cap it has, so a persona capped per call only never reads
+    as "no caps"; "no caps" only when no rule can refuse it. A warn-only persona's pill is
+    outlined and says so (it never blocks); the stop switch outranks everything."""
+    persona = view.persona
+    if persona.paused:
+        return format_html('<span class="hal0-pill paused" title="{}">paused</span>', PAUSED_TITLE)
+    soft = not persona.hard_cap
+    if view.has_window_caps:
+        label, css = view.status, view.status
+    elif persona.per_call_cap_nanos is not None:
+        label, css = f"per call {format_usd(persona.per_call_cap_nanos)}", "percall"
+    elif view.has_caps:
+        label, css = "token caps", "percall"
+    else:
+        return format_html('<span class="hal0-pill none">{}</span>', "no caps")
+    if soft:
+        return format_html(
+            '<span class="hal0-pill {} soft" title="{}">{} · warn only</span>',
+            css,
+            "warn only: this persona's caps warn but never block a call",
+            label,
+        )
+    return format_html('<span class="hal0-pill {}">{}</span>', css, label)
+
+
+@register.filter
+def status_pill(view: Any) -> SafeString:
+    return status_pill_html(view)
+
+
+@register.filter
+def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """``3 minutes ago``; under a minute ``just now`` (never "0 minutes ago"); a time in
+    the future (a clock a little ahead) reads ``just now`` too."""
+    if moment is None:
+        return ""
+    now = now or timezone.now()
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now)} ago"

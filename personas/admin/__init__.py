@@ -5,9 +5,11 @@ which is saved through ``personas.services.write_budget`` (the one writer of per
 files). Spend (gauges, charts, columns) is added by ``budgets.admin``, which subclasses
 these classes: ``personas`` never imports ``budgets``.
 
-The modules: ``display`` (how caps and changes read), ``agent`` (``AgentAdmin`` with its
-personas inline), ``budget_form`` (the budget form), ``audit`` (``BudgetChangeAdmin``)
-and ``persona`` (``PersonaAdmin``). Importing this package registers the three.
+The modules: ``display`` (how caps and changes read), ``budget_form`` (the budget form of
+every scope), ``scope`` (the agent's and the platform's budget pages: ``PlatformAdmin``),
+``agent`` (``AgentAdmin``: its budget and its personas inline), ``audit``
+(``BudgetChangeAdmin``) and ``persona`` (``PersonaAdmin``). Importing this package
+registers the four.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from personas.admin.budget_form import (
     EMPTY_VS_ZERO,
     NO_CAP,
     TIMEZONES,
+    TOKEN_BUDGET_KEYS,
+    AgentBudgetForm,
+    BudgetForm,
     PersonaBudgetForm,
+    PlatformBudgetForm,
+    TokenField,
     UsdField,
     UsdInput,
     cap_note,
     conflict_rows,
     fresh_persona,
+    scope_of,
     usd_initial,
 )
 from personas.admin.display import (
@@ -37,6 +45,7 @@ from personas.admin.display import (
     usd_text,
 )
 from personas.admin.persona import PersonaAdmin
+from personas.admin.scope import PlatformAdmin, ScopeBudgetAdmin
 
 __all__ = [
     "BUDGET_KEYS",
@@ -45,13 +54,20 @@ __all__ = [
     "EMPTY_VS_ZERO",
     "NO_CAP",
     "TIMEZONES",
+    "TOKEN_BUDGET_KEYS",
     "AgentAdmin",
+    "AgentBudgetForm",
     "BudgetChangeAdmin",
+    "BudgetForm",
     "PersonaAdmin",
     "PersonaBudgetForm",
     "PersonaInline",
+    "PlatformAdmin",
+    "PlatformBudgetForm",
     "ReadOnlyAdmin",
     "ReadOnlyInlineMixin",
+    "ScopeBudgetAdmin",
+    "TokenField",
     "UsdField",
     "UsdInput",
     "budget_diff",
@@ -59,6 +75,7 @@ __all__ = [
     "caps_summary",
     "conflict_rows",
     "fresh_persona",
+    "scope_of",
     "usd_initial",
     "usd_text",
 ]

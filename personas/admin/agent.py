@@ -1,4 +1,5 @@
-"""Agents, each with its personas inline (read-only: agents come from the files)."""
+"""Agents, each with its budget (``agent.toml``) and its personas inline (read-only:
+agents and personas come from the files)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from personas.admin.display import ReadOnlyAdmin, ReadOnlyInlineMixin, caps_summary
-from personas.models import Agent, Persona
+from personas.admin.budget_form import AgentBudgetForm
+from personas.admin.display import ReadOnlyInlineMixin, caps_summary
+from personas.admin.scope import ScopeBudgetAdmin, budget_fieldset
+from personas.models import Agent, BudgetChange, Persona
 
 
 class PersonaInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -24,6 +27,8 @@ class PersonaInline(ReadOnlyInlineMixin, admin.TabularInline):
 
     @admin.display(description="persona")
     def persona_link(self, obj: Persona) -> str:
+        if obj.pk is None:
+            return ""
         url = reverse("admin:personas_persona_change", args=[obj.pk])
         return format_html('<a href="{}"><strong>{}</strong></a>', url, obj.slug)
 
@@ -41,14 +46,32 @@ class PersonaInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(ReadOnlyAdmin):
-    """Agents come from ``manage.py reprovision``; the admin shows them and their personas."""
+class AgentAdmin(ScopeBudgetAdmin):
+    """Agents come from ``manage.py reprovision``; their page edits the agent-wide caps
+    (``agents/<a>/agent.toml``) and lists the personas."""
 
+    form = AgentBudgetForm
     list_display = ("id", "display_name", "persona_count")
     search_fields = ("id", "display_name")
-    fields = ("id", "display_name", "created_at", "updated_at")
-    readonly_fields = fields
+    readonly_fields = ("id", "display_name", "file_state", "created_at", "loaded_at")
+    fieldsets = (
+        budget_fieldset("agents/<agent>/agent.toml", "all of this agent's personas"),
+        (
+            "Agent details (from its file, read-only)",
+            {
+                "classes": ("collapse",),
+                "fields": ("id", "display_name", "file_state", "created_at", "loaded_at"),
+            },
+        ),
+    )
     inlines = [PersonaInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        shown = f"agents/{obj.pk}/agent.toml"
+        return [budget_fieldset(shown, "all of this agent's personas"), *fieldsets[1:]]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         return super().get_queryset(request).annotate(persona_count=Count("personas"))
@@ -56,3 +79,28 @@ class AgentAdmin(ReadOnlyAdmin):
     @admin.display(description="personas", ordering="persona_count")
     def persona_count(self, obj: Any) -> int:
         return int(obj.persona_count)
+
+    def owner(self, obj: Any) -> str:
+        return f"agent {obj.pk}"
+
+    def recent_changes(self, obj: Any, limit: int = 20) -> list[BudgetChange]:
+        changes = BudgetChange.objects.filter(scope=BudgetChange.Scope.AGENT, agent_id=obj.pk)
+        return list(changes.order_by("-at", "-id")[:limit])
+
+    def audit_url(self, obj: Any) -> str:
+        return (
+            reverse("admin:personas_budgetchange_changelist")
+            + f"?scope__exact=agent&agent__id__exact={obj.pk}"
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context = dict(extra_context or {})
+        context.setdefault("title", "Agent caps and spend")
+        context.setdefault("subtitle", f"agent {object_id}")
+        return super().change_view(request, object_id, form_url, context)

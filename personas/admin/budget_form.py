@@ -1,4 +1,10 @@
-"""The budget form: the only thing an operator edits on a persona."""
+"""The budget form: what an operator edits on a persona, an agent or the platform.
+
+One form for the three scopes (``BudgetForm``): caps in USD and in tokens, hard cap, warn
+line and timezone, with the same notes beside the fields and the same conflict detection
+(the sha256 of the file the page was made from). Each scope's subclass says how to re-read
+its file; the admin pages save ``form.spec`` through that file's one writer.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,11 @@ from django.utils.safestring import SafeString
 from hal0.errors import ApiError
 from hal0.money import MAX_USD, MoneyError, parse_usd, to_decimal, to_nanos
 from personas.admin.display import _json_value, usd_text
-from personas.models import Persona
+from personas.models import Agent, BudgetColumns, Persona, Platform
 from personas.services import resolve_persona
+from personas.services.scopes import PLATFORM, ScopeFile, agent_scope, sync_scope
 from personas.toml_store import (
+    MAX_TOKENS,
     BudgetInvalid,
     budget_spec_from_persona,
     iana_timezones,
@@ -40,6 +48,21 @@ BUDGET_KEYS = {
     "lifetime_usd": "lifetime_cap_nanos",
     "per_call_max_usd": "per_call_cap_nanos",
 }
+# Token caps (input + output tokens), in the same order: key -> row column.
+TOKEN_BUDGET_KEYS = {
+    "daily_tokens": "daily_cap_tokens",
+    "monthly_tokens": "monthly_cap_tokens",
+    "lifetime_tokens": "lifetime_cap_tokens",
+    "per_call_max_tokens": "per_call_cap_tokens",
+}
+BUDGET_FIELDS = (
+    *BUDGET_KEYS,
+    *TOKEN_BUDGET_KEYS,
+    "hard_cap",
+    "warn_at",
+    "timezone",
+    "file_sha256",
+)
 
 
 # A comma is read only as a thousands separator, and only where it cannot be a decimal
@@ -183,8 +206,50 @@ def usd_initial(nanos: int | None) -> str:
     return "" if nanos is None else str(to_decimal(nanos))
 
 
-class PersonaBudgetForm(forms.ModelForm):
-    """Edits ``[persona.budget]``; saved by ``write_budget``, never by ``Model.save``."""
+class TokenField(forms.CharField):
+    """A cap in tokens: empty is ``None`` (no cap), else a whole number from 0."""
+
+    def __init__(self, *, label: str, help_text: str) -> None:
+        super().__init__(
+            label=label,
+            required=False,
+            help_text=help_text,
+            widget=forms.TextInput(
+                attrs={"placeholder": NO_CAP, "class": "vTextField", "inputmode": "numeric"}
+            ),
+        )
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        # Spaces, "_" and "," group digits as an operator types them (1,000,000 tokens is
+        # never a decimal): they are dropped; anything else that is not digits is refused.
+        text = (super().to_python(value) or "").strip().replace("_", "").replace(",", "")
+        text = text.replace(" ", "")
+        if not text:
+            return None
+        if text.startswith("-") and text[1:].isdigit():
+            raise forms.ValidationError(
+                f"{self.label} cannot be negative: enter 0 for a cap of zero, or leave it "
+                "empty for no cap.",
+                code="negative",
+            )
+        if not (text.isascii() and text.isdigit()):
+            raise forms.ValidationError(
+                "Enter a whole number of tokens such as 200000, or leave it empty for no cap.",
+                code="not_a_number",
+            )
+        if len(text) > 16 or int(text) > MAX_TOKENS:
+            raise forms.ValidationError(
+                f"{self.label} must be at most {MAX_TOKENS:,} tokens.", code="too_large"
+            )
+        return int(text)
+
+
+class BudgetForm(forms.ModelForm):
+    """Edits a budget block; saved by its file's one writer, never by ``Model.save``.
+
+    Subclasses name the row (``Meta.model``), say how the file is re-read
+    (:meth:`fresh`) and how messages name it (:meth:`file_noun`).
+    """
 
     daily_usd = UsdField(
         label="Daily cap", help_text="Spend per day; resets at 00:00 in the timezone below."
@@ -195,6 +260,15 @@ class PersonaBudgetForm(forms.ModelForm):
     lifetime_usd = UsdField(label="Lifetime cap", help_text="All spend ever; never resets.")
     per_call_max_usd = UsdField(
         label="Per-call cap", help_text="The largest estimate a single call may have."
+    )
+    daily_tokens = TokenField(
+        label="Daily token cap", help_text="Input + output tokens per day (same day as above)."
+    )
+    monthly_tokens = TokenField(label="Monthly token cap", help_text="Tokens per month.")
+    lifetime_tokens = TokenField(label="Lifetime token cap", help_text="All tokens ever.")
+    per_call_max_tokens = TokenField(
+        label="Per-call token cap",
+        help_text="The most tokens a single call may ask for (input + max output).",
     )
     hard_cap = forms.BooleanField(
         label="Hard cap",
@@ -231,6 +305,9 @@ class PersonaBudgetForm(forms.ModelForm):
             return
         for key, attr in BUDGET_KEYS.items():
             self.initial[key] = usd_initial(getattr(persona, attr))
+        for key, attr in TOKEN_BUDGET_KEYS.items():
+            tokens = getattr(persona, attr)
+            self.initial[key] = "" if tokens is None else str(tokens)
         self.initial["hard_cap"] = persona.hard_cap
         self.initial["warn_at"] = (
             "" if persona.warn_at is None else f"{persona.warn_at.normalize()}"
@@ -267,6 +344,9 @@ class PersonaBudgetForm(forms.ModelForm):
         for key in BUDGET_KEYS:
             if data.get(key) is not None:
                 mapping[key] = to_decimal(data[key])
+        for key in TOKEN_BUDGET_KEYS:
+            if data.get(key) is not None:
+                mapping[key] = data[key]
         mapping["hard_cap"] = bool(data.get("hard_cap"))
         if data.get("warn_at") is not None:
             mapping["warn_at"] = data["warn_at"]
@@ -285,20 +365,22 @@ class PersonaBudgetForm(forms.ModelForm):
             self.add_error(exc.key if exc.key in self.fields else None, exc.message)
             return cleaned
         try:
-            persona = fresh_persona(self.instance)
+            persona = self.fresh()
         except ApiError as exc:
             raise forms.ValidationError(f"Nothing was saved: {exc.message}") from exc
         if persona.load_error:
             raise forms.ValidationError(
-                "Nothing was saved: the persona's file is malformed "
+                f"Nothing was saved: {self.file_noun()} is malformed "
                 f"({persona.load_error}). Fix the file by hand first; the last good caps "
                 "stay in force meanwhile.",
                 code="malformed",
             )
         current = self.current = budget_spec_from_persona(persona)
         # Unknown keys of the table are not on the form; keep whatever the file has. The
-        # stop switch is not on it either: it has its own button (pause / resume).
-        self.spec = dataclasses.replace(spec, extra=current.extra, paused=current.paused)
+        # persona's stop switch is not on it either: it has its own button (pause /
+        # resume); the agent's and the platform's is a field of their form.
+        paused = bool(cleaned.get("paused")) if "paused" in self.fields else current.paused
+        self.spec = dataclasses.replace(spec, extra=current.extra, paused=paused)
         if cleaned.get("file_sha256") != persona.content_sha256:
             self.conflict = conflict_rows(persona, self)
             # The next save is a deliberate "apply mine on top of this version".
@@ -307,10 +389,71 @@ class PersonaBudgetForm(forms.ModelForm):
             data[self.add_prefix("file_sha256")] = persona.content_sha256
             self.data = data
             raise forms.ValidationError(
-                "Nothing was saved: the persona's file changed since you opened this page.",
+                f"Nothing was saved: {self.file_noun()} changed since you opened this page.",
                 code="conflict",
             )
         return cleaned
+
+    def fresh(self) -> Any:
+        """The row as its file is now (re-read when the file changed since the row)."""
+        raise NotImplementedError
+
+    def file_noun(self) -> str:
+        return "the file"
+
+
+class PersonaBudgetForm(BudgetForm):
+    """Edits ``[persona.budget]``; saved by ``write_budget``."""
+
+    class Meta:
+        model = Persona
+        fields: list[str] = []
+
+    def fresh(self) -> Persona:
+        return fresh_persona(self.instance)
+
+    def file_noun(self) -> str:
+        return "the persona's file"
+
+
+class AgentBudgetForm(BudgetForm):
+    """Edits ``[agent.budget]`` of ``agents/<a>/agent.toml``; saved by
+    ``write_scope_budget``. Its stop switch is a field here (one click and Save)."""
+
+    paused = forms.BooleanField(
+        label="Paused (stop switch)",
+        required=False,
+        help_text="On: every check under this scope is refused, whatever its caps say, until "
+        "it is switched off again. Charges for calls already made are still recorded.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["paused"] = self.instance.paused
+
+    class Meta:
+        model = Agent
+        fields: list[str] = []
+
+    def file_noun(self) -> str:
+        return scope_of(self.instance).shown
+
+    def fresh(self) -> Agent | Platform:
+        return sync_scope(scope_of(self.instance))
+
+
+class PlatformBudgetForm(AgentBudgetForm):
+    """Edits ``[platform.budget]`` of ``platform.toml``; saved by ``write_scope_budget``."""
+
+    class Meta:
+        model = Platform
+        fields: list[str] = []
+
+
+def scope_of(row: Agent | Platform) -> ScopeFile:
+    """The file behind an agent's or the platform's row."""
+    return agent_scope(row.pk) if isinstance(row, Agent) else PLATFORM
 
 
 def fresh_persona(persona: Persona) -> Persona:
@@ -318,7 +461,12 @@ def fresh_persona(persona: Persona) -> Persona:
     return resolve_persona(persona.agent, persona.slug)
 
 
-def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, str, str]]:
+def token_text(tokens: int | None) -> str:
+    return NO_CAP if tokens is None else f"{tokens:,} tokens"
+
+
+def conflict_rows(persona: BudgetColumns, form: BudgetForm) -> list[tuple[str, str, str]]:
+    """(field, in the file now, what the operator entered) for every field of the form."""
     data = form.cleaned_data
     rows = [
         (
@@ -327,6 +475,14 @@ def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, 
             usd_text(data.get(key)),
         )
         for key, attr in BUDGET_KEYS.items()
+    ]
+    rows += [
+        (
+            str(form.fields[key].label),
+            token_text(getattr(persona, attr)),
+            token_text(data.get(key)),
+        )
+        for key, attr in TOKEN_BUDGET_KEYS.items()
     ]
     rows.append(
         ("Hard cap", _json_value(persona.hard_cap), _json_value(bool(data.get("hard_cap"))))
@@ -339,4 +495,6 @@ def conflict_rows(persona: Persona, form: PersonaBudgetForm) -> list[tuple[str, 
         )
     )
     rows.append(("Timezone", persona.timezone or "UTC", data.get("timezone") or "UTC"))
+    if "paused" in form.fields:
+        rows.append(("Paused", _json_value(persona.paused), _json_value(bool(data.get("paused")))))
     return rows

@@ -40,7 +40,8 @@ class PersonaAdmin(admin.ModelAdmin):
             {
                 "classes": ("hal0-budget",),
                 "description": format_html(
-                    "Caps in US dollars, written to the persona's TOML file when you save "
+                    "Caps in US dollars and in tokens, written to the persona's TOML file when "
+                    "you save "
                     "(comments and other tables are kept). <strong>{}</strong>",
                     EMPTY_VS_ZERO,
                 ),
@@ -49,6 +50,10 @@ class PersonaAdmin(admin.ModelAdmin):
                     "monthly_usd",
                     "lifetime_usd",
                     "per_call_max_usd",
+                    "daily_tokens",
+                    "monthly_tokens",
+                    "lifetime_tokens",
+                    "per_call_max_tokens",
                     "hard_cap",
                     "warn_at",
                     "timezone",

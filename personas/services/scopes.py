@@ -20,7 +20,7 @@ from typing import Any, Literal
 from django.db import transaction
 from django.utils import timezone
 
-from hal0.errors import BadRequest, Conflict
+from hal0.errors import ApiError, BadRequest, Conflict
 from personas import paths
 from personas.models import Agent, BudgetChange, BudgetColumns, Platform
 from personas.services.sync import FILE_EDIT_ACTOR, _set_budget, _unreadable
@@ -207,6 +207,16 @@ INITIAL_PLATFORM_TEXT = (
 )
 
 
+def _write_failed(scope: ScopeFile, exc: OSError) -> ApiError:
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return ApiError(
+        f"could not write {scope.shown}: {reason}; nothing was changed",
+        code="budget.write_failed",
+        status_code=503,
+        details={"file": scope.shown},
+    )
+
+
 def write_scope_budget(
     scope: ScopeFile,
     spec: BudgetSpec,
@@ -231,7 +241,13 @@ def write_scope_budget(
         text: str | None = None
         sha = ""
         if sig != NO_FILE:
-            data = scope.path.read_bytes()
+            try:
+                data = scope.path.read_bytes()
+            except OSError as exc:
+                # Unreadable (a folder in its place, no permission): sync_scope above
+                # marked it malformed, which says why; anything else is a failed write.
+                require_good_scope_budget(scope, row)
+                raise _write_failed(scope, exc) from exc
             sha = sha256_bytes(data)
             text = decode(data)
         if expected_sha256 is not None and expected_sha256 != sha:
@@ -252,7 +268,12 @@ def write_scope_budget(
             require_good_scope_budget(scope, row)
         new_text = render_budget(text, spec, kind=scope.kind)
         if new_text != text or sig == NO_FILE:
-            write_atomic(scope.path, new_text)
+            try:
+                write_atomic(scope.path, new_text)
+            except OSError as exc:
+                # A full disk, a read-only mount: the old file is untouched (temp file
+                # and rename) and the transaction rolls back, so caps, row and audit stay.
+                raise _write_failed(scope, exc) from exc
             sig = signature(scope.path)
             sha = sha256_text(new_text)
         written = parse_scope_text(new_text, kind=scope.kind, agent_id=scope.agent_id).budget

@@ -21,7 +21,7 @@ LIST = "/admin/budgets/apikey/"
 
 def _shown_key(response: object) -> str:
     texts = [str(m) for m in get_messages(response.wsgi_request)]  # type: ignore[attr-defined]
-    found = [m for t in texts if (m := re.search(r"<code class='hal0-key'>([^<]+)</code>", t))]
+    found = [m for t in texts if (m := re.search(r"<code class='hal0-key'[^>]*>([^<]+)</code>", t))]
     assert len(found) == 1, texts
     return found[0].group(1)
 
@@ -74,8 +74,20 @@ def test_a_scope_that_does_not_match_the_agent_is_refused_on_the_field(
 
 def test_the_revoke_action_revokes_and_says_so(staff_client: Client) -> None:
     key, raw = create_key(scope="operator", name="old")
+    asked = staff_client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    # First a confirmation page that names the key; nothing is revoked yet.
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Revoke API keys?" in page
+    assert key.prefix in page
+    assert 'id="hal0-revoke-confirm"' in page
+    key.refresh_from_db()
+    assert not key.revoked
+    assert ApiKey.objects.is_valid(raw)
     response = staff_client.post(
-        LIST, {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+        LIST,
+        {"action": "revoke", "_selected_action": [key.pk], "confirm": "yes"},
+        follow=True,
     )
     assert "Revoked 1 key" in response.content.decode()
     key.refresh_from_db()
@@ -95,7 +107,7 @@ def test_keys_show_when_they_were_last_used_and_cannot_be_deleted(staff_client: 
         for name in ("busy", "idle")
         if f">{name}<" in row
     }
-    assert "March 4, 2031, 5:06" in rows["busy"] or "Mar. 4, 2031, 5:06" in rows["busy"]
+    assert "2031-03-04 05:06 UTC" in rows["busy"]  # with its timezone
     assert 'class="field-last_used">never<' in rows["idle"]
     assert "delete_selected" not in body
     assert staff_client.post(f"{LIST}{key.pk}/delete/", {"post": "yes"}).status_code == 403
@@ -113,7 +125,7 @@ def test_after_adding_a_key_the_list_shows_it_once_without_a_second_message(
 
 
 def test_the_library_s_own_key_table_is_not_offered(staff_client: Client) -> None:
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert "/admin/rest_framework_api_key/" not in body
 
 
@@ -132,7 +144,7 @@ def test_an_account_that_may_only_view_keys_cannot_revoke_them(django_user_model
     page = client.get(LIST)
     assert page.status_code == 200
     assert 'value="revoke"' not in page.content.decode()
-    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk]})
+    client.post(LIST, {"action": "revoke", "_selected_action": [key.pk], "confirm": "yes"})
     key.refresh_from_db()
     assert not key.revoked
     assert ApiKey.objects.is_valid(raw)
@@ -146,8 +158,7 @@ def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Clien
         {
             "name": "contractor",
             "scope": "operator",
-            "expiry_date_0": "2031-01-02",
-            "expiry_date_1": "03:04:05",
+            "expiry_date": "2031-01-02T03:04:05",
         },
     )
     assert response.status_code == 302
@@ -164,7 +175,7 @@ def test_a_key_can_be_given_an_expiry_and_stops_working_then(staff_client: Clien
 def test_an_expiry_in_the_past_is_refused_on_the_field(staff_client: Client) -> None:
     response = staff_client.post(
         f"{LIST}add/",
-        {"scope": "operator", "expiry_date_0": "2001-01-01", "expiry_date_1": "00:00:00"},
+        {"scope": "operator", "expiry_date": "2001-01-01T00:00"},
     )
     assert response.status_code == 200
     assert "a key must expire in the future" in response.content.decode()
@@ -177,3 +188,59 @@ def test_the_add_page_has_one_save_button_and_readable_help(staff_client: Client
     assert 'name="_addanother"' not in body
     assert 'name="_continue"' not in body
     assert "'agent hermes' for an agent key for hermes" in body
+
+
+def test_the_expiry_is_one_labelled_input(staff_client: Client) -> None:
+    body = staff_client.get(f"{LIST}add/").content.decode()
+    assert '<label for="id_expiry_date">Expires (UTC):</label>' in body
+    assert 'type="datetime-local" name="expiry_date"' in body
+    assert 'name="expiry_date_0"' not in body  # no unlabelled halves
+
+
+def test_the_new_key_has_a_copy_button_beside_it(staff_client: Client) -> None:
+    response = staff_client.post(f"{LIST}add/", {"name": "ci runner", "scope": "operator"})
+    raw = _shown_key(response)
+    page = staff_client.get(LIST).content.decode()
+    assert f"<code class='hal0-key' id='hal0-new-key'>{raw}</code>" in page
+    assert "class='hal0-copy' data-copy='#hal0-new-key'" in page
+
+
+def test_an_agent_key_can_be_limited_to_one_persona_and_the_list_shows_it(
+    staff_client: Client, make_persona: Any
+) -> None:
+    coder = make_persona("hermes", "coder", "")
+    form = staff_client.get(f"{LIST}add/").content.decode()
+    assert ">hermes/coder</option>" in form
+    response = staff_client.post(
+        f"{LIST}add/", {"scope": "agent", "agent": "hermes", "persona": coder.pk}
+    )
+    assert response.status_code == 302
+    key = ApiKey.objects.get(scope="agent")
+    assert (key.agent_id, key.persona_slug, key.name) == ("hermes", "coder", "persona hermes/coder")
+    assert ApiKey.objects.is_valid(_shown_key(response))
+    page = staff_client.get(LIST).content.decode()
+    assert "hermes/coder" in page
+    assert "hermes/coder" in staff_client.get(f"{LIST}{key.pk}/change/").content.decode()
+    # A key for the whole agent says so.
+    create_key(scope="agent", agent_id="hermes", name="whole agent")
+    assert "all of the agent&#x27;s" in staff_client.get(LIST).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("scope", "agent", "message"),
+    [
+        ("agent", "zeus", "hermes/coder is not a persona of zeus."),
+        ("operator", "", "Only an agent key can be limited to a persona."),
+    ],
+)
+def test_a_persona_that_does_not_fit_the_key_is_refused_on_the_field(
+    staff_client: Client, make_persona: Any, scope: str, agent: str, message: str
+) -> None:
+    coder = make_persona("hermes", "coder", "")
+    Agent.objects.create(id="zeus")
+    response = staff_client.post(
+        f"{LIST}add/", {"scope": scope, "agent": agent, "persona": coder.pk}
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ApiKey.objects.exists()

@@ -35,8 +35,10 @@ def test_every_change_is_listed_with_who_and_what(
     body = staff_client.get(LIST).content.decode()
     assert "user:olivia" in body
     assert "key:Zx9Yw8Vu (billing bot)" in body
-    assert 'daily_usd: <span class="old">5.0</span> → <span class="new">3.0</span>' in body
-    assert 'monthly_usd: <span class="old">—</span> → <span class="new">40.0</span>' in body
+    # Dollars, never the recorded raw decimals (5.0) or nano-USD.
+    assert 'daily cap: <span class="old">$5.00</span> → <span class="new">$3.00</span>' in body
+    assert 'monthly cap: <span class="old">no cap</span> → <span class="new">$40.00</span>' in body
+    assert "5.0<" not in body
     persona = changes[0].persona
     assert persona is not None
     assert f'<a href="/admin/personas/persona/{persona.pk}/change/">hermes/coder</a>' in body
@@ -57,3 +59,24 @@ def test_the_trail_cannot_be_edited_or_deleted(
     assert "delete_selected" not in staff_client.get(LIST).content.decode()
     change.refresh_from_db()
     assert change.actor == "user:olivia"
+
+
+def test_the_trail_reads_in_dollars_tokens_and_shares(
+    make_persona: Any, staff_client: Client
+) -> None:
+    coder: Persona = make_persona("hermes", "coder", budget_toml="per_call_max_usd = 0.000125\n")
+    write_budget(
+        coder,
+        parse_budget_mapping({"per_call_max_usd": 0.5, "warn_at": 0.9, "daily_tokens": 200000}),
+        actor="user:olivia",
+        via="admin",
+    )
+    body = staff_client.get(LIST).content.decode()
+    assert (
+        'per-call cap: <span class="old">$0.000125</span> → <span class="new">$0.50</span>' in body
+    )
+    assert 'warn at: <span class="old">—</span> → <span class="new">90 % of a cap</span>' in body
+    assert '<span class="new">200,000 tokens</span>' in body
+    # The persona page's own trail reads the same.
+    page = staff_client.get(f"/admin/personas/persona/{coder.pk}/change/").content.decode()
+    assert '<span class="new">$0.50</span>' in page[page.index('id="hal0-audit"') :]

@@ -15,7 +15,7 @@ from tests.budgets.ledger_support import make_persona, record
 pytestmark = pytest.mark.django_db
 
 USD = 1_000_000_000
-PAGES = ["/admin/", "/admin/spend/", "/admin/budgets/charge/", "/admin/personas/agent/"]
+PAGES = ["/admin/tables/", "/admin/spend/", "/admin/budgets/charge/", "/admin/personas/agent/"]
 
 
 def over(slug: str, spent: int, cap: int = 10 * USD) -> Persona:
@@ -37,20 +37,20 @@ def test_an_exceeded_persona_shows_on_every_page(staff_client: Client, url: str)
 
 def test_a_persona_in_warn_shows_too(staff_client: Client) -> None:
     over("coder", 9 * USD)
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert "1 persona close to a cap" in body
 
 
 def test_no_banner_while_every_persona_is_fine(staff_client: Client) -> None:
     over("coder", 1 * USD)
     make_persona("hermes", "uncapped")
-    assert 'id="hal0-banner"' not in staff_client.get("/admin/").content.decode()
+    assert 'id="hal0-banner"' not in staff_client.get("/admin/tables/").content.decode()
 
 
 def test_the_banner_lists_five_and_links_to_the_rest(staff_client: Client) -> None:
     for i in range(7):
         over(f"p{i}", 11 * USD)
-    body = staff_client.get("/admin/").content.decode()
+    body = staff_client.get("/admin/tables/").content.decode()
     assert "7 personas over a cap" in body
     assert "and 2 more on the Spend page" in body
 
@@ -59,7 +59,7 @@ def test_the_banner_reads_counters_not_the_ledger(staff_client: Client) -> None:
     persona = over("coder", 12 * USD)
     record(persona, 50, ts=timezone.now(), cost_nanos=USD // 100)
     with CaptureQueriesContext(connection) as queries:
-        staff_client.get("/admin/")
+        staff_client.get("/admin/tables/")
     ledger_reads = [q["sql"] for q in queries if 'FROM "budgets_charge"' in q["sql"]]
     assert ledger_reads == []
 
@@ -79,7 +79,7 @@ def test_after_a_bulk_import_the_ledger_is_summed_once_then_counters_are_read(
 
     def ledger_reads() -> list[str]:
         with CaptureQueriesContext(connection) as queries:
-            body = staff_client.get("/admin/").content.decode()
+            body = staff_client.get("/admin/tables/").content.decode()
         assert "today $13.50 of $10.00" in body
         return [q["sql"] for q in queries if 'FROM "budgets_charge"' in q["sql"]]
 

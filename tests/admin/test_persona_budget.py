@@ -228,7 +228,7 @@ def test_the_persona_page_lists_its_cap_changes(
     assert "user:olivia" in audit
     assert "key:AbCd1234 (ci)" in audit
     assert audit.index("key:AbCd1234") < audit.index("user:olivia")  # newest first
-    assert "daily_usd" in audit
+    assert "daily cap" in audit
     listing = staff_client.get("/admin/personas/budgetchange/").content.decode()
     assert "user:olivia" in listing
     assert "key:AbCd1234 (ci)" in listing
@@ -316,7 +316,7 @@ def test_a_cap_change_through_the_api_with_a_key_shows_on_the_persona_page(
     audit = body[body.index('id="hal0-audit"') :]
     assert f"key:{prefix} (tests)" in audit
     assert "API" in audit
-    assert re.search(r"daily_usd: .*5\.0.*→.*4\.0", audit, re.S)
+    assert re.search(r"daily cap: .*\$5\.00.*→.*\$4\.00", audit, re.S)
 
 
 def test_a_staff_account_that_may_only_view_sees_the_caps_and_cannot_change_them(

@@ -32,17 +32,28 @@ def _row(body: str, persona: Persona) -> str:
     return match.group(0)
 
 
-def test_it_is_linked_from_the_admin_home_and_every_page(staff_client: Client) -> None:
-    home = staff_client.get("/admin/").content.decode()
-    start = home[home.index("Start here") : home.index("</div>", home.index("Start here"))]
-    assert 'href="/admin/spend/"' in start
-    assert 'href="/admin/personas/persona/"' in start  # where caps are changed
+def test_the_admin_home_lands_on_the_spend_page(staff_client: Client) -> None:
+    response = staff_client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/spend/"
     nav = staff_client.get("/admin/budgets/charge/").content.decode()
     assert 'href="/admin/spend/"' in nav[nav.index('class="hal0-nav"') :]
 
 
-def test_the_home_page_names_the_tables_as_the_top_bar_does(staff_client: Client) -> None:
-    home = staff_client.get("/admin/").content.decode()
+def test_every_table_is_one_click_away_from_the_top_bar(staff_client: Client) -> None:
+    spend = staff_client.get(URL).content.decode()
+    nav = spend[spend.index('class="hal0-nav"') : spend.index("</nav>")]
+    assert 'href="/admin/tables/"' in nav
+    tables = staff_client.get("/admin/tables/").content.decode()
+    at = tables.index("Every table")
+    start = tables[at : tables.index("</div>", at)]
+    assert 'href="/admin/spend/"' in start
+    assert 'href="/admin/personas/persona/"' in start  # where caps are changed
+    assert "/admin/budgets/webhookendpoint/" in tables  # a table the top bar does not name
+
+
+def test_the_tables_page_names_the_tables_as_the_top_bar_does(staff_client: Client) -> None:
+    home = staff_client.get("/admin/tables/").content.decode()
     assert "Cap changes (audit)" in home
     assert "Ledger (charges)" in home
 

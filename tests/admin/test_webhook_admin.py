@@ -96,7 +96,9 @@ def test_the_attempt_log_is_visible_and_a_failing_endpoint_is_on_the_home_page(
     )
     page = staff_client.get(f"/admin/budgets/delivery/{delivery.pk}/change/").content.decode()
     assert page.count("HTTP 503 Service Unavailable") == 3
-    home = staff_client.get("/admin/").content.decode()
-    assert "Webhooks failing: alerts are not reaching 1 endpoint" in home
-    assert "https://down.example.com/h" in home
+    # On the Spend page, where the admin opens, and on the page of every table.
+    for url in ("/admin/", "/admin/tables/"):
+        home = staff_client.get(url, follow=True).content.decode()
+        assert "Webhooks failing: alerts are not reaching 1 endpoint" in home
+        assert "https://down.example.com/h" in home
     assert "failing" in staff_client.get(BASE).content.decode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -70,9 +72,13 @@ def test_the_raw_key_is_stored_only_hashed() -> None:
         (["create", "--agent", "../etc"], "valid agent id"),
         (["create", "--operator", "--name", "x" * 51], "longer than 50"),
         (["revoke", "nosuchpx"], "no API key with prefix"),
+        (["create", "--agent", "hermes", "--persona", "ghost"], "has no persona 'ghost'"),
+        (["create", "--agent", "hermes", "--persona", "../x"], "has no persona"),
+        (["create", "--operator", "--persona", "coder"], "use it with --agent"),
     ],
 )
 def test_bad_input_is_a_command_error(args: list[str], message: str) -> None:
+    Agent.objects.create(id="hermes")
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert not ApiKey.objects.filter(revoked=False).exists()
@@ -96,12 +102,12 @@ def test_list_shows_every_key_without_its_secret() -> None:
 
     header, *rows = out.strip().splitlines()
     assert header.split() == [
-        *("prefix", "name", "scope", "agent", "created", "last", "used", "revoked")
+        *("prefix", "name", "scope", "agent", "persona", "created", "last", "used", "revoked")
     ]
     assert len(rows) == 2
     op_row = next(r for r in rows if r.startswith(op.split(".")[0]))
     ag_row = next(r for r in rows if r.startswith(ag.split(".")[0]))
-    assert op_row.split()[2:4] == ["operator", "-"]
+    assert op_row.split()[2:5] == ["operator", "-", "-"]
     assert "never" in op_row
     assert op_row.split()[-1] == "no"
     assert "hermes" in ag_row
@@ -121,3 +127,19 @@ def test_revoke_makes_the_key_unusable_and_is_idempotent() -> None:
     assert f"revoked {prefix}" in run("revoke", prefix)
     assert not ApiKey.objects.is_valid(raw)
     assert f"already revoked {prefix}" in run("revoke", prefix)
+
+
+def test_create_a_persona_key_names_the_persona_and_lists_it(
+    make_persona: Callable[..., Any],
+) -> None:
+    make_persona("hermes", "coder", "")
+
+    out = run("create", "--agent", "hermes", "--persona", "coder")
+
+    first = out.splitlines()[0]
+    assert first.startswith('created persona key for hermes/coder "persona hermes/coder"')
+    key = ApiKey.objects.get_from_key(last_word(out))
+    assert isinstance(key, ApiKey)
+    assert (key.scope, key.agent_id, key.persona_slug) == ("agent", "hermes", "coder")
+    row = run("list").strip().splitlines()[1].split()
+    assert row[row.index("agent") + 1 : row.index("agent") + 3] == ["hermes", "coder"]

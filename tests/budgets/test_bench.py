@@ -202,10 +202,12 @@ def test_bench_quick_skip_http_writes_a_table_from_a_throwaway_database(
         "### Targets (issue 5)",
         "### Latency, p50 / p99",
         "### Priced check",
+        "### Events and metrics on and off",
         "### Scan baseline",
     ):
         assert table in text
     assert "in-process priced check p50 ÷ plain check p50 ≤ 1.2" in text
+    assert "in-process charge p50 with events and metrics ÷ without ≤ 1.1" in text
     assert "| SQLite | 40 |" in text
     assert "| SQLite | 120 |" in text
     # the scan baseline saw exactly what the counters hold
@@ -245,3 +247,26 @@ def test_bench_quick_writes_under_var_and_leaves_the_published_figures_alone(
     assert written.read_text().startswith("# Benchmarks\n")
     assert f"wrote {written}" in out.getvalue()
     assert published.read_bytes() == before
+
+
+def test_the_events_off_side_of_the_pair_writes_no_event_and_the_on_side_does(
+    make_persona: Callable[..., Any],
+) -> None:
+    """The A/B compares something real: "off" really skips the event hook (a charge that
+    crosses warn_at writes no event), and the hook is back afterwards (the next one does)."""
+    from budgets.bench.events_ab import _events_off
+    from budgets.events.models import Event
+
+    persona = make_persona(persona_id="coder", budget_toml="daily_usd = 1.0\n")
+
+    def charge(rid: str) -> None:
+        budget_charge(
+            persona=persona, surface="s", model="m", cost_nanos=to_nanos(0.45), request_id=rid
+        )
+
+    with _events_off():
+        charge("r1")
+        charge("r2")  # 0.9 of the cap, past warn_at: no event with the hook off
+    assert not Event.objects.exists()
+    charge("r3")  # now over the cap, hook back on
+    assert set(Event.objects.values_list("type", flat=True)) >= {"budget.warn"}

@@ -156,43 +156,33 @@ def test_each_rule_breaks_only_past_its_headroom(
 # ---------------------------------------------------------------------------------------
 # Order: inside a scope hal0's order, then tokens; scopes in the given order.
 
+
+def three_windows(**caps: Any) -> Scope:
+    """Daily 3, monthly 4, lifetime 5 with 2.5, 2 and 1 left: the window order decides."""
+    return scope(
+        daily="3",
+        monthly="4",
+        lifetime="5",
+        usage=dict(daily="0.5", monthly="2", lifetime="4"),
+        **caps,
+    )
+
+
 ORDER = [
     pytest.param(
-        [
-            scope(
-                per_call="1",
-                daily="3",
-                monthly="4",
-                lifetime="5",
-                usage=dict(daily="0.5", monthly="2", lifetime="4"),
-            )
-        ],
+        [three_windows(per_call="1")],
         est("2.6"),
         ("block", "per_call", "persona"),
         id="per-call-before-every-window",
     ),
     pytest.param(
-        [
-            scope(
-                daily="3",
-                monthly="4",
-                lifetime="5",
-                usage=dict(daily="0.5", monthly="2", lifetime="4"),
-            )
-        ],
+        [three_windows()],
         est("2.6"),
         ("block", "daily", "persona"),
         id="daily-before-monthly-and-lifetime",
     ),
     pytest.param(
-        [
-            scope(
-                daily="3",
-                monthly="4",
-                lifetime="5",
-                usage=dict(daily="0.5", monthly="2", lifetime="4"),
-            )
-        ],
+        [three_windows()],
         est("2.2"),
         ("block", "monthly", "persona"),
         id="monthly-before-lifetime",

@@ -83,6 +83,20 @@ def month_of_data(agent: Any, make_persona: Any) -> dict[str, Any]:
     seed_month(scout, scale=3)
     budget_check(persona=scout, estimate_nanos=750_000_000, reserve=True, actor="tests")
     create_key(scope="agent", agent_id="hermes", name="hermes laptop")
+    # Agent and platform caps, so their budget pages show gauges, the banner its scope
+    # items and the persona pages their tightest scope.
+    from personas import paths
+    from personas.services.scopes import PLATFORM, agent_scope, sync_scope
+
+    paths.agent_file("hermes").write_text(
+        '[agent]\nid = "hermes"\n\n[agent.budget]\ndaily_usd = 3.0\nmonthly_tokens = 90000\n',
+        encoding="utf-8",
+    )
+    paths.platform_file().write_text(
+        "[platform.budget]\nmonthly_usd = 500.0\nhard_cap = false\n", encoding="utf-8"
+    )
+    sync_scope(agent_scope("hermes"))
+    sync_scope(PLATFORM)
     return {"hermes": hermes, "coder": coder, "scout": scout}
 
 
@@ -99,7 +113,7 @@ def admin_pages(data: dict[str, Any]) -> list[str]:
     from budgets.models import Charge
 
     pages = ["/admin/", reverse("admin:spend"), reverse("admin:password_change")]
-    for name in ("prices",):
+    for name in ("prices", "tables"):
         try:
             pages.append(reverse(f"admin:{name}"))
         except Exception:  # noqa: S112 - a page another part adds; absent here
@@ -115,6 +129,11 @@ def admin_pages(data: dict[str, Any]) -> list[str]:
         if model_admin.has_add_permission(_request()):
             pages.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
     pages.append(f"{reverse('admin:budgets_charge_changelist')}?q=seed-1")
+    # The agent and platform budget pages, with caps (the lists above may open another).
+    from personas.models import Platform
+
+    pages.append(reverse("admin:personas_agent_change", args=["hermes"]))
+    pages.append(reverse("admin:personas_platform_change", args=[Platform.ID]))
     assert Charge.objects.exists()
     return pages
 

@@ -23,6 +23,11 @@ class Command(BaseCommand):
         scope = create.add_mutually_exclusive_group(required=True)
         scope.add_argument("--operator", action="store_true", help="may do everything")
         scope.add_argument("--agent", metavar="AGENT_ID", help="may use one agent only")
+        create.add_argument(
+            "--persona",
+            metavar="PERSONA_ID",
+            help="with --agent: may use this one persona of the agent only",
+        )
         create.add_argument("--name", help="a label to recognise the key by")
         sub.add_parser("list", help="list keys (never their secret part)")
         revoke = sub.add_parser("revoke", help="revoke a key for good")
@@ -36,19 +41,26 @@ class Command(BaseCommand):
 
     def _create(self, options: dict[str, Any]) -> None:
         if options["operator"]:
+            if options["persona"] is not None:
+                raise CommandError("--persona narrows an agent key: use it with --agent")
             key, raw = apikeys.create_key(scope=ApiKey.Scope.OPERATOR, name=options["name"])
             what = "operator key"
         else:
             key, raw = apikeys.create_key(
-                scope=ApiKey.Scope.AGENT, agent_id=options["agent"], name=options["name"]
+                scope=ApiKey.Scope.AGENT,
+                agent_id=options["agent"],
+                persona_id=options["persona"],
+                name=options["name"],
             )
             what = f"agent key for {key.agent_id}"
+            if key.persona_slug:
+                what = f"persona key for {key.agent_id}/{key.persona_slug}"
         self.stdout.write(f'created {what} "{key.name}" (prefix {key.prefix})')
         self.stdout.write("store it now, it is not shown again; send it as 'Bearer <key>'")
         self.stdout.write(f"key: {raw}")
 
     def _list(self, options: dict[str, Any]) -> None:
-        rows = [("prefix", "name", "scope", "agent", "created", "last used", "revoked")]
+        rows = [("prefix", "name", "scope", "agent", "persona", "created", "last used", "revoked")]
         for key in apikeys.list_keys():
             rows.append(
                 (
@@ -56,6 +68,7 @@ class Command(BaseCommand):
                     key.name,
                     key.scope,
                     key.agent_id or "-",
+                    key.persona_slug or "-",
                     f"{key.created:%Y-%m-%d %H:%M}",
                     f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
                     "yes" if key.revoked else ("expired" if key.has_expired else "no"),

@@ -27,3 +27,35 @@
     }
     if (document.readyState === "complete") { fix(); } else { window.addEventListener("load", fix); }
 })();
+
+// Copy buttons (the new API key): the clipboard API where the page is a secure context,
+// else the selection and execCommand (plain http on a LAN); the button says what happened.
+(function () {
+    "use strict";
+    function done(button, text) {
+        button.textContent = text;
+        button.setAttribute("aria-live", "polite");
+    }
+    document.addEventListener("click", function (event) {
+        var button = event.target.closest ? event.target.closest(".hal0-copy") : null;
+        if (!button) { return; }
+        var source = document.querySelector(button.getAttribute("data-copy"));
+        if (!source) { return; }
+        var text = source.textContent.trim();
+        function fallback() {
+            var range = document.createRange();
+            range.selectNodeContents(source);
+            var selection = window.getSelection();
+            selection.removeAllRanges();
+            selection.addRange(range);
+            var ok = false;
+            try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+            done(button, ok ? "Copied" : "Selected: press Ctrl+C");
+        }
+        if (navigator.clipboard && window.isSecureContext) {
+            navigator.clipboard.writeText(text).then(function () { done(button, "Copied"); }, fallback);
+        } else {
+            fallback();
+        }
+    });
+})();
