@@ -79,8 +79,13 @@ def test_a_charge_sends_no_savepoint(client: APIClient) -> None:
             if connection.vendor == "postgresql"
             else ["DELETE budgets_spendcounter", "UPDATE budgets_spendcounter"]
         ),
-        # The report rollup of the charge's hour: one upsert.
-        "INSERT budgets_spendrollup",
+        # The report rollups of the charge's hour and UTC day: two upserts, sent as one
+        # statement on PostgreSQL.
+        *(
+            ["WITH budgets_spenddailyrollup budgets_spendrollup"]
+            if connection.vendor == "postgresql"
+            else ["INSERT budgets_spendrollup", "INSERT budgets_spenddailyrollup"]
+        ),
     ]
 
 

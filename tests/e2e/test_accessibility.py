@@ -82,6 +82,10 @@ def month_of_data(agent: Any, make_persona: Any) -> dict[str, Any]:
     seed_month(coder, scale=2, days=20)
     seed_month(scout, scale=3)
     budget_check(persona=scout, estimate_nanos=750_000_000, reserve=True, actor="tests")
+    # Refused checks for the tally: over coder's per-call cap, over hermes' daily cap.
+    for _ in range(3):
+        budget_check(persona=coder, estimate_nanos=900_000_000, actor="tests")
+    budget_check(persona=hermes, estimate_nanos=5_000_000_000, actor="tests")
     create_key(scope="agent", agent_id="hermes", name="hermes laptop")
     # Agent and platform caps, so their budget pages show gauges, the banner its scope
     # items and the persona pages their tightest scope.
@@ -216,6 +220,16 @@ def test_the_spend_and_persona_pages_fit_a_phone(
     login(page, live_server)
     page.goto(f"{live_server.url}{reverse('admin:spend')}")
     no_sideways_scroll(page)
+    # The nav wraps: every page's link is on the screen, none under the user tools.
+    links = page.locator(".hal0-nav a")
+    assert links.count() >= 10
+    tools = page.locator("#user-tools").bounding_box()
+    assert tools is not None
+    for i in range(links.count()):
+        box = links.nth(i).bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= PHONE["width"], links.nth(i).inner_text()
+        assert box["y"] >= tools["y"] + tools["height"], links.nth(i).inner_text()
     keep(screenshot(page, "spend-phone.png"), "spend-phone.png")
     hermes = month_of_data["hermes"]
     page.goto(f"{live_server.url}{reverse('admin:personas_persona_change', args=[hermes.pk])}")
