@@ -209,8 +209,9 @@ class SpendRollup(models.Model):
 
     Kept by the one charge writer in the charge's own transaction (one upsert statement),
     so a report never scans the ledger. UTC hours build the days, weeks and months of any
-    timezone whose midnights fall on a whole hour; the hours a half-hour zone cuts in two
-    are read from the charges (docs/reports.md). A cache like ``SpendCounter``:
+    timezone whose midnights fall on a whole hour (beside ``SpendDailyRollup``); the hours a
+    half-hour zone cuts in two are read from the charges (docs/reports.md). A cache like
+    ``SpendCounter``:
     ``manage.py counters reconcile`` re-sums it from the charges.
     """
 
@@ -234,6 +235,38 @@ class SpendRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.persona} {self.hour:%Y-%m-%d %H}:00 {self.surface} {self.model}"
+
+
+class SpendDailyRollup(models.Model):
+    """Charges summed per persona, UTC day, model and surface: the hourly rollups' days.
+
+    Kept beside ``SpendRollup`` by the same writer in the same transaction (one more
+    upsert statement). A report reads a UTC day from here instead of its 24 hourly rows,
+    and corrects it with the hourly rows of the hours another zone's midnight moves to
+    the next or the previous local day (budgets/reports/spend_report.py). A cache, checked
+    and fixed by ``manage.py counters reconcile``.
+    """
+
+    day = models.DateField()  # the UTC date
+    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="daily_rollups")
+    model = models.CharField(max_length=200)
+    surface = models.CharField(max_length=200)
+    cost_nanos = models.BigIntegerField(default=0)  # charges with a recorded cost only
+    charges = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)  # charges whose cost was not recorded
+
+    class Meta:
+        constraints = [
+            # Day first: a report reads a range of days across personas.
+            models.UniqueConstraint(
+                fields=["day", "persona", "model", "surface"], name="daily_rollup_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.persona} {self.day:%Y-%m-%d} {self.surface} {self.model}"
 
 
 class ApiKey(AbstractAPIKey):

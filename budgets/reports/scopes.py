@@ -238,7 +238,8 @@ def spend_page_scopes(now: dt.datetime | None = None) -> tuple[list[ScopeSpend],
     now = now or timezone.now()
     agents = agent_budgets()
     rows = [
-        scope_spend(agent_scope(a), now, budget=budget) for a, budget in agents[:SPEND_PAGE_AGENTS]
+        scope_spend(agent_scope(a), now, budget=budget, count_holds=False)
+        for a, budget in agents[:SPEND_PAGE_AGENTS]
     ]
     rows.sort(key=lambda s: (-rules.STATUS_ORDER[s.status], not s.has_caps, s.agent_id or ""))
     return [scope_spend(PLATFORM, now), *rows], len(agents) > SPEND_PAGE_AGENTS

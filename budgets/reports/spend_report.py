@@ -1,26 +1,30 @@
 """The spend report (``GET /api/spend``, the Spend page's breakdowns): sums of charges over
 a range of local days, grouped by time and by who/what spent.
 
-Read from the rollups (per UTC hour, persona, model, surface), never by scanning the
-ledger. A day of the report's timezone is a whole number of UTC hours when its midnights
-fall on a whole hour (every zone with a whole-hour offset, DST included). A zone like
-Asia/Kolkata (+05:30) cuts one UTC hour in two at each midnight: those hours, and only
-those, are summed from the charges themselves (through the ``(persona, ts)`` index), so
-the answer is exact in every zone and a half-hour zone reads one extra hour of charges a
-day.
+Read from the rollups, never by scanning the ledger, in one statement. A UTC day is read
+as its daily rollup rows (per persona, model, surface) and put on the local day most of
+its hours fall on; the hours of that UTC day that fall on the neighbouring local day are
+read from the hourly rollups, taken from the one and added to the other. In UTC that is
+one row per day and key, in a whole-hour zone a few hourly rows per day more. A zone
+like Asia/Kolkata (+05:30) cuts one UTC hour in two at each midnight: those hours, and
+only those, are summed from the charges themselves (through the ``(persona, ts)``
+index), so the answer is exact in every zone. docs/benchmarks.md ("Spend report") has
+what each part costs at a million charges.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
-from django.db.models import DateField, F, Func, Q, Sum
+from django.db import connection
+from django.db.models import BigIntegerField, Case, DateField, F, Func, Q, Sum, Value, When
 
-from budgets.models import Charge, SpendRollup
+from budgets.models import Charge, SpendDailyRollup, SpendRollup
 from budgets.reports.rollups import HOUR, hour_of
 from budgets.services.windows import local_midnight, zone
 from hal0.errors import BadRequest, NotFound
@@ -288,11 +292,10 @@ def _split_hours(query: ReportQuery) -> list[dt.datetime]:
 def spend_report(
     query: ReportQuery, *, only_agent: str | None = None, only_persona: str | None = None
 ) -> Report:
-    """The report for ``query``: one grouped query over the rollups (plus, for half-hour
-    zones, the charges of the hours their midnights cut in two)."""
+    """The report for ``query``: one grouped statement over the rollups (and, for
+    half-hour zones, the charges of the hours their midnights cut in two)."""
     scope = personas_in_scope(query, only_agent=only_agent, only_persona=only_persona)
     report = Report(query=query)
-    begin, end = query.begin_utc, query.end_utc
     split = _split_hours(query)
     time_group = next((g for g in query.group_by if g in TIME_GROUPS), None)
     tzinfo = zone(query.tz)
@@ -342,76 +345,239 @@ def spend_report(
         dims.append("persona_id")
     dims += [g for g in ("model", "surface") if g in query.group_by]
 
-    # 1. Whole hours, from the rollups.
-    rollups = SpendRollup.objects.filter(hour__gte=hour_of(begin), hour__lt=end)
-    rollups = _filtered(rollups, query, scope)
-    if split:
-        rollups = rollups.exclude(hour__in=split)
-    sums = {
-        "c": Sum("cost_nanos"),
-        "n": Sum("charges"),
-        "i": Sum("input_tokens"),
-        "o": Sum("output_tokens"),
-        "u": Sum("unpriced"),
-    }
-    rows: list[Mapping[str, Any]] = []
-    if time_group is not None:
-        # The local day of each hour is computed by the database, one query per stretch
-        # of constant UTC offset (two or three a year in a zone with DST): a 90-day report
-        # returns days x groups rows, not hours x groups.
-        for lo, hi, minutes in _offset_stretches(hour_of(begin), end, tzinfo):
-            stretch = rollups.filter(hour__gte=lo, hour__lt=hi)
-            rows += (
-                stretch.annotate(d=LocalDate("hour", minutes))
-                .values("d", *dims)
-                .annotate(**sums)
-                .order_by()
-            )
-    elif dims:
-        rows = list(rollups.values(*dims).annotate(**sums).order_by())
-    else:
-        one = rollups.aggregate(**sums)
-        rows = [one] if one["n"] else []
+    rows = _report_rows(query, scope, dims, split, by_day=time_group is not None)
     _name_personas(names, scope, rows, dims)
     for r in rows:
-        add(
-            group_key(r, r.get("d")),
-            (int(r["c"] or 0), int(r["n"]), int(r["i"] or 0), int(r["o"] or 0), int(r["u"] or 0)),
-        )
-
-    # 2. The hours a half-hour zone's midnights cut in two, from the charges.
-    if split:
-        spans = Q()
-        for hour in split:
-            lo, hi = max(hour, begin), min(hour + HOUR, end)
-            if lo < hi:
-                spans |= Q(ts__gte=lo, ts__lt=hi)
-        charges = _filtered(Charge.objects.filter(spans), query, scope, charges=True)
-        crow = list(
-            charges.values(
-                "ts",
-                "persona_id",
-                "model",
-                "surface",
-                "cost_nanos",
-                "input_tokens",
-                "output_tokens",
-            )
-        )
-        _name_personas(names, scope, crow, ["persona_id"])
-        for c in crow:
-            cost = c["cost_nanos"]
-            add(
-                group_key(c, c["ts"]),
-                (
-                    cost or 0,
-                    1,
-                    c["input_tokens"] or 0,
-                    c["output_tokens"] or 0,
-                    int(cost is None),
-                ),
-            )
+        if r["n"]:  # a key whose charges all moved to another local day sums to nothing
+            add(group_key(r, r.get("d")), (r["c"], r["n"], r["i"], r["o"], r["u"]))
     return report
+
+
+Rows = list[dict[str, Any]]
+_DIM_ALIASES = {"persona_id": "k_persona", "model": "k_model", "surface": "k_surface"}
+_METRIC_NAMES = ("c", "n", "i", "o", "u")
+
+
+def _report_rows(
+    query: ReportQuery,
+    scope: dict[int, Any] | None,
+    dims: list[str],
+    split: list[dt.datetime],
+    *,
+    by_day: bool,
+) -> Rows:
+    """The report's sums per ``dims`` (and local day ``d`` when ``by_day``), in ONE
+    statement: the signed parts of :func:`_parts` put together with ``UNION ALL`` and
+    summed by the database, so Python sees days x groups rows, not every part's."""
+    parts, moved = _parts(query, scope, dims, split)
+    if not parts and not moved:
+        return []
+    qn = connection.ops.quote_name
+    keys = (["d"] if by_day else []) + [_DIM_ALIASES[d] for d in dims]
+    params: list[Any] = []
+
+    def union(querysets: list[Any]) -> list[str]:
+        sqls = []
+        for qs in querysets:
+            sql, qs_params = qs.query.sql_with_params()
+            sqls.append(sql)
+            params.extend(qs_params)
+        return sqls
+
+    with_moved = ""
+    if moved:
+        # Read once, used twice: added on their own local day, taken from their UTC
+        # day's (both databases materialize a CTE that is referenced twice).
+        with_moved = f"WITH moved AS ({' UNION ALL '.join(union(moved))}) "
+    sqls = union(parts)
+    if moved:
+        cols = [qn(c) for c in [_DIM_ALIASES[d] for d in dims]]
+        metrics = [qn(m) for m in _METRIC_NAMES]
+        # Only quoted constant identifiers are formatted in; every value is a parameter.
+        sqls.append(f"SELECT {', '.join([qn('d'), *cols, *metrics])} FROM moved")  # noqa: S608
+        negated = [f"-{m}" for m in metrics]
+        sqls.append(f"SELECT {', '.join([qn('t'), *cols, *negated])} FROM moved")  # noqa: S608
+    sums = ", ".join(f"SUM({qn(m)})" for m in _METRIC_NAMES)
+    select = ", ".join([*(qn(k) for k in keys), sums])
+    group = f" GROUP BY {', '.join(qn(k) for k in keys)}" if keys else ""
+    sql = f"{with_moved}SELECT {select} FROM ({' UNION ALL '.join(sqls)}) parts{group}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    out: Rows = []
+    for values in fetched:
+        row: dict[str, Any] = dict(zip(keys, values[: len(keys)], strict=True))
+        for dim in dims:
+            row[dim] = row.pop(_DIM_ALIASES[dim])
+        if by_day and isinstance(row["d"], str):  # SQLite's date() is text
+            row["d"] = dt.date.fromisoformat(row["d"])
+        row.update(zip(_METRIC_NAMES, (int(v or 0) for v in values[len(keys) :]), strict=True))
+        out.append(row)
+    return out
+
+
+def _columns(day: Any, dims: list[str], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A part's columns, in the order every part of the ``UNION ALL`` shares."""
+    return {"d": day, **{_DIM_ALIASES[d]: F(d) for d in dims}, **metrics}
+
+
+_ROLLUP_SUMS = {
+    "c": Sum("cost_nanos"),
+    "n": Sum("charges"),
+    "i": Sum("input_tokens"),
+    "o": Sum("output_tokens"),
+    "u": Sum("unpriced"),
+}
+
+
+def _rollup_metrics(sign: int) -> dict[str, Any]:
+    columns = ("cost_nanos", "charges", "input_tokens", "output_tokens", "unpriced")
+    return {m: F(c) if sign > 0 else -F(c) for m, c in zip(_METRIC_NAMES, columns, strict=True)}
+
+
+def _parts(
+    query: ReportQuery, scope: dict[int, Any] | None, dims: list[str], split: list[dt.datetime]
+) -> tuple[list[Any], list[Any]]:
+    """Querysets of rows ``(d, dims..., c, n, i, o, u)`` whose sums per local day ``d`` and
+    ``dims`` are the report (a row taken away has its metrics negated); and querysets of
+    the moved hours' sums ``(t, d, dims..., c, n, i, o, u)``, to be added on ``d`` and
+    taken from ``t``.
+
+    A UTC day inside a stretch of constant offset is read as its daily rollup rows, put
+    on the local day most of its hours fall on; the few hours that fall on the
+    neighbouring local day (with Europe/Berlin's +01:00, 23:00-24:00 UTC) are read from
+    the hourly rollups, taken away from that day and added to theirs. A 90-day report
+    thus reads about 90 rows per key instead of 2,160, and in UTC nothing hourly at all.
+    The partial UTC days at the ends of a stretch (the range's ends, DST changes) are read
+    hour by hour; the hours a half-hour zone's midnight cuts, from the charges.
+    """
+    tzinfo = zone(query.tz)
+    hourly = _filtered(SpendRollup.objects.all(), query, scope)
+    daily = _filtered(SpendDailyRollup.objects.all(), query, scope)
+    parts: list[Any] = []
+    moved_parts: list[Any] = []
+    for lo, hi, minutes in _offset_stretches(hour_of(query.begin_utc), query.end_utc, tzinfo):
+        first = _next_midnight(lo)
+        last = max(first, hi.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+        starts = [first + dt.timedelta(days=n) for n in range((last - first).days)]
+        main, moved, cut = _day_shape(minutes)
+        # The partial UTC days at the stretch's ends, hour by hour.
+        edges = Q()
+        for a, b in ((lo, first), (last, hi)) if starts else ((lo, hi),):
+            if a < b:
+                edges |= Q(hour__gte=a, hour__lt=b)
+        if edges:
+            added = hourly.filter(edges).exclude(hour__in=split) if split else hourly.filter(edges)
+            parts.append(
+                added.values(**_columns(LocalDate("hour", minutes), dims, _rollup_metrics(1)))
+            )
+        if not starts:
+            continue
+        # The whole UTC days, on the local day most of their hours fall on...
+        days = daily.filter(day__gte=first.date(), day__lt=last.date())
+        parts.append(days.values(**_columns(ShiftDate("day", main), dims, _rollup_metrics(1))))
+        # ... with their hours that fall on another local day moved there (a list of
+        # hours, not an OR of ranges: 90 ranges took the ORM longer to build than the
+        # database took to answer) ...
+        if moved:
+            hours = hourly.filter(hour__in=[day + h * HOUR for day in starts for h in moved])
+            moved_parts.append(
+                hours.values(
+                    t=LocalDate("hour", main * 1440),
+                    **_columns(LocalDate("hour", minutes), dims, {}),
+                )
+                .annotate(**_ROLLUP_SUMS)
+                .order_by()
+            )
+        # ... and without the hours a local midnight cuts (added from the charges below).
+        if cut:
+            taken = hourly.filter(hour__in=[day + h * HOUR for day in starts for h in cut])
+            parts.append(
+                taken.values(**_columns(LocalDate("hour", main * 1440), dims, _rollup_metrics(-1)))
+            )
+    if split:
+        parts += _split_hour_parts(query, scope, dims, split)
+    return parts, moved_parts
+
+
+def _next_midnight(instant: dt.datetime) -> dt.datetime:
+    midnight = instant.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == instant else midnight + dt.timedelta(days=1)
+
+
+def _day_shape(minutes: int) -> tuple[int, list[int], list[int]]:
+    """Where the hours of a UTC day go at a fixed offset of ``minutes``: the local day most
+    of them fall on (days after the UTC date: -1, 0 or 1), the hours that fall on another
+    local day, and the hours a local midnight cuts in two (a half-hour zone's)."""
+    shifts: dict[int, int] = {}
+    cut: list[int] = []
+    for h in range(24):
+        start = h * 60 + minutes  # local minutes after the UTC date's midnight
+        if start // 1440 != (start + 59) // 1440:
+            cut.append(h)
+        else:
+            shifts[h] = start // 1440
+    main = Counter(shifts.values()).most_common(1)[0][0]
+    return main, sorted(h for h, s in shifts.items() if s != main), cut
+
+
+def _split_hour_parts(
+    query: ReportQuery, scope: dict[int, Any] | None, dims: list[str], split: list[dt.datetime]
+) -> list[Any]:
+    """The charges in the hours a local midnight cuts, one part per UTC offset those hours
+    have: these are read charge by charge (docs/benchmarks.md, "Spend report")."""
+    tzinfo = zone(query.tz)
+    begin, end = query.begin_utc, query.end_utc
+    by_offset: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for hour in split:
+        lo, hi = max(hour, begin), min(hour + HOUR, end)
+        if lo < hi:
+            by_offset.setdefault(_offset_minutes(hour, tzinfo), []).append((lo, hi))
+    personas = (
+        list(scope)
+        if scope is not None
+        else list(Persona.objects.order_by().values_list("pk", flat=True))
+    )
+    one = Value(1, output_field=BigIntegerField())
+    metrics = {
+        "c": F("cost_nanos"),
+        "n": one,
+        "i": F("input_tokens"),
+        "o": F("output_tokens"),
+        "u": Case(When(cost_nanos__isnull=True, then=one), default=Value(0)),
+    }
+    parts: list[Any] = []
+    for minutes, spans in by_offset.items():
+        # One term per hour, persona and range together: each is a range of the
+        # (persona, ts) index (SQLite does not split one IN and an OR of ranges apart).
+        where = Q()
+        for lo, hi in spans:
+            where |= Q(persona_id__in=personas, ts__gte=lo, ts__lt=hi)
+        charges = Charge.objects.filter(where).order_by()
+        if query.model is not None:
+            charges = charges.filter(model=query.model)
+        if query.surface is not None:
+            charges = charges.filter(surface=query.surface)
+        parts.append(charges.values(**_columns(LocalDate("ts", minutes), dims, metrics)))
+    return parts
+
+
+class ShiftDate(Func):
+    """A date column moved by a whole number of days, computed by the database."""
+
+    output_field = DateField()
+
+    def __init__(self, expression: str, days: int) -> None:
+        super().__init__(F(expression))
+        self.days = days
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"date({sql}, %s)", [*params, f"{self.days:+d} days"]
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} + %s::integer)", [*params, self.days]
 
 
 class LocalDate(Func):
@@ -485,7 +651,7 @@ def _filtered(
 def _name_personas(
     names: dict[int, tuple[str, str]],
     scope: dict[int, Any] | None,
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     dims: list[str],
 ) -> None:
     """Fill ``names`` for the personas in ``rows`` (one query, only when unscoped)."""

@@ -106,3 +106,22 @@ def test_the_spend_page_has_a_row_for_the_platform_and_each_agent(staff_client: 
     # Worst first: the platform leads, then the exceeded agent before the uncapped one.
     table = body.split('id="hal0-scopes"')[1]
     assert table.index('data-agent="hermes"') < table.index('data-agent="atlas"')
+
+
+def test_the_banner_costs_the_same_for_one_uncapped_agent_or_many(staff_client: Client) -> None:
+    def queries() -> int:
+        staff_client.get("/admin/tables/")  # each agent's file is taken in once
+        with CaptureQueriesContext(connection) as captured:
+            staff_client.get("/admin/tables/")
+        return len(captured)
+
+    make_persona("a0", "p")
+    one = queries()
+    for i in range(1, 12):
+        make_persona(f"a{i}", "p")
+    assert queries() == one
+    # A capped agent costs one statement (its counters and holds), not one per persona.
+    agent_caps("a3", "daily_usd = 1.0\n")
+    for slug in ("q1", "q2", "q3"):
+        spend("a3", slug, USD // 10)
+    assert queries() == one + 1

@@ -364,3 +364,27 @@ def test_the_platform_gauges_read_every_agent(staff_client: Client, make_persona
     assert spend.window("monthly").spent_nanos == 90 * USD
     assert spend.status == "warn"
     assert sync_scope(PLATFORM).monthly_cap_nanos == 100 * USD
+
+
+def test_a_staff_account_that_may_only_view_an_agent_sees_its_caps_and_cannot_change_them(
+    hermes: Agent, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_agent"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(AGENT_URL).content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Daily cap: $5.00" in budget
+    assert "Monthly cap: no cap" in budget
+    assert "Token caps: no token caps" in budget
+    assert "Stop switch: off" in budget
+    assert 'name="_save"' not in body
+    before = agent_text()
+    data = {"daily_usd": "1", "file_sha256": "", "_save": "Save"}
+    assert client.post(AGENT_URL, data).status_code == 403
+    assert agent_text() == before

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from budgets.ledger.writer import BUMP_LIMIT, insert_charges
-from budgets.models import SpendRollup
+from budgets.models import SpendDailyRollup, SpendRollup
 from budgets.reports import rollups
 
 UTC = dt.UTC
@@ -83,3 +83,57 @@ def test_reconcile_finds_and_fixes_a_hand_corrupted_rollup(make_persona: Any) ->
     assert "ghost" in fixed
     assert reconcile().splitlines()[-1].endswith("0 drifted")
     assert not SpendRollup.objects.filter(model="ghost").exists()
+
+
+def test_a_charge_lands_in_its_utc_day_s_rollup_too(make_persona: Any) -> None:
+    coder = make_persona()
+    late = dt.datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
+    insert_charges(coder, rows(3), source="api")  # 10:15, 10:35, 10:55 on March 1st
+    insert_charges(
+        coder,
+        [{"ts": late, "surface": "openrouter", "model": "m0", "cost_nanos": 7, "request_id": "x"}],
+        source="api",
+    )
+    insert_charges(
+        coder,
+        [
+            {
+                "ts": late + dt.timedelta(minutes=20),  # March 2nd, 00:10 UTC
+                "surface": "openrouter",
+                "model": "m0",
+                "cost_nanos": 9,
+                "request_id": "y",
+            }
+        ],
+        source="api",
+    )
+    stored = {
+        (r.day, r.model): (r.cost_nanos, r.charges, r.input_tokens, r.output_tokens, r.unpriced)
+        for r in SpendDailyRollup.objects.all()
+    }
+    assert stored == {
+        (dt.date(2026, 3, 1), "m0"): (1_002 + 7, 3, 2, 0, 1),
+        (dt.date(2026, 3, 1), "m1"): (1_001, 1, 1, 0, 0),
+        (dt.date(2026, 3, 2), "m0"): (9, 1, 0, 0, 0),
+    }
+
+
+def test_reconcile_finds_and_fixes_a_hand_corrupted_daily_rollup(make_persona: Any) -> None:
+    coder = make_persona()
+    insert_charges(coder, rows(BUMP_LIMIT * 2), source="import")  # spans several days
+    days = SpendDailyRollup.objects.order_by("day", "model")
+    first, last = days.first(), days.last()
+    assert first is not None
+    assert last is not None
+    assert first.day != last.day
+    SpendDailyRollup.objects.filter(pk=first.pk).update(input_tokens=first.input_tokens + 1)
+    SpendDailyRollup.objects.filter(pk=last.pk).delete()
+
+    with pytest.raises(CommandError, match="drifted"):
+        reconcile()
+    fixed = reconcile("--fix")
+    assert fixed.count("fixed daily rollup") == 2
+    assert reconcile().splitlines()[-1].endswith("0 drifted")
+    assert rollups.find_drift()[1] == []
+    # The hourly rollups were right all along and are left as they were.
+    assert "fixed rollup" not in fixed

@@ -29,6 +29,8 @@ ZONES = [
     "Asia/Kolkata",  # +05:30: midnights inside a UTC hour
     "Asia/Kathmandu",  # +05:45
     "Australia/Adelaide",  # +09:30 / +10:30 with DST
+    "Pacific/Kiritimati",  # +14: most of a UTC day falls on the next local day
+    "Pacific/Pago_Pago",  # -11
 ]
 GROUPINGS = ["day", "week", "month", "agent", "persona", "model", "surface"]
 _ids = itertools.count()
@@ -258,6 +260,38 @@ def test_a_half_hour_zone_cuts_the_hour_at_its_midnight(
     params = {"from": "2026-03-09", "to": "2026-03-10", "tz": "Asia/Kolkata"}
     rows = get(api_client, **params).json()["rows"]
     assert [(r["day"], r["charges"]) for r in rows] == [("2026-03-09", 1), ("2026-03-10", 1)]
+
+
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "UTC",
+        "Europe/Berlin",  # +01:00 then +02:00: 23:00 UTC (22:00 in summer) is the next day
+        "America/Los_Angeles",  # -08:00 / -07:00: the first hours of a UTC day are the last
+        "Pacific/Kiritimati",  # +14:00: most of a UTC day is the next local day
+        "Asia/Kolkata",  # +05:30: 18:00-19:00 UTC is cut in two
+    ],
+)
+def test_whole_utc_days_and_the_hours_that_move_to_another_local_day_add_up(
+    api_client: APIClient, two_agents: tuple[Persona, ...], tz: str
+) -> None:
+    """A charge every 50 minutes across three weeks around Europe's and America's DST
+    change: every day of the report, read from the daily rollups with the moved hours
+    taken from one day and added to the next, equals the ledger's sum."""
+    coder, writer, _ = two_agents
+    start = dt.datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
+    for n in range(21 * 24 * 60 // 50):
+        who = coder if n % 3 else writer
+        charge(who, start + dt.timedelta(minutes=50 * n), model=f"m{n % 2}", cost_nanos=n)
+    first, last = dt.date(2026, 3, 3), dt.date(2026, 3, 19)
+    params = {"from": first.isoformat(), "to": last.isoformat(), "tz": tz}
+    body = get(api_client, **params, group_by="day,model").json()
+    expected = expected_rows(first, last, tz, ["day", "model"])
+    assert body["rows"] == [
+        {**dict(zip(["day", "model"], key, strict=True)), **as_expected_json(sums)}
+        for key, sums in sorted(expected.items())
+    ]
+    assert len(body["rows"]) == 2 * 17
 
 
 def test_weeks_start_on_monday_and_months_end_where_they_end(
