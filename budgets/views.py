@@ -33,6 +33,7 @@ from budgets.services.scope_budget import (
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
+from hal0.query import refuse_unknown
 from hal0.text import unprintable
 from personas.models import Persona
 from personas.services import (
@@ -109,10 +110,13 @@ def _estimate(body: dict[str, Any]) -> quote.Estimate:
     """The client's ``estimated_cost_usd`` (it wins when sent), else the worst case of
     ``model`` (+ ``surface``), ``input_tokens`` and ``max_output_tokens``."""
     code = "budget.invalid_estimate"
-    if "estimated_cost_usd" in body or "model" not in body:
-        return quote.client_estimate(_money(body, "estimated_cost_usd", code))
-    model = _required_text(body, "model", code)
+    # ``model`` and ``surface`` are validated whenever they are sent, even beside an
+    # ``estimated_cost_usd`` that wins over them: a malformed field is a client's bug to
+    # hear about, not to have silently ignored.
+    model = _required_text(body, "model", code) if "model" in body else None
     surface = _text(body, "surface", code, required=False)
+    if "estimated_cost_usd" in body or model is None:
+        return quote.client_estimate(_money(body, "estimated_cost_usd", code))
     counts = {}
     for key in ("input_tokens", "max_output_tokens"):
         counts[key] = _count(body, key, code)
@@ -353,6 +357,7 @@ class PricesView(APIView):
     )
     def get(self, request: Request) -> Response:
         code = "request.invalid"
+        refuse_unknown(request.query_params, ("model", "surface"), code=code)
         params = {key: request.query_params.get(key) for key in ("model", "surface")}
         model = _required_text(params, "model", code)
         surface = _text(params, "surface", code, required=False)

@@ -222,6 +222,12 @@ SPECTACULAR_SETTINGS = {
         "RunStateEnum": ["active", "needs_budget", "closed"],
         "ScopeKindEnum": ["persona", "agent", "platform", "run"],
     },
+    # The default enum hook, then hal0/query.py's rule in the schema: an empty query
+    # parameter is the same as one left out, so a list of values includes "".
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hal0.query.empty_in_enums",
+    ],
 }
 
 # django-axes: lock an admin login out after repeated failures.

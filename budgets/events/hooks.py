@@ -11,7 +11,7 @@ event commits or rolls back with the change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -82,12 +82,16 @@ def _names(kind: str, persona: Persona) -> tuple[str, str]:
 
 
 def after_charge_statuses(
-    *, persona: Persona, statuses: Sequence[rules.ScopeStatus], w: Windows, now: dt.datetime
+    *,
+    persona: Persona,
+    statuses: Sequence[tuple[rules.ScopeStatus, Windows]],
+    now: dt.datetime,
 ) -> None:
     """Inside a charge's transaction: warn / exceeded for every scope the charge fed
-    (persona, agent, platform), from the statuses the rules gave them after the charge."""
+    (persona, agent, platform), from the statuses the rules gave them after the charge,
+    each with its windows (an agent's day is cut in the agent's zone)."""
     readings: list[WindowReading] = []
-    for status in statuses:
+    for status, w in statuses:
         if status.kind == "run":
             continue  # run budgets announce themselves (run.exhausted)
         agent_id, persona_id = _names(status.kind, persona)
@@ -97,25 +101,42 @@ def after_charge_statuses(
 
 
 def after_charge(
-    *, persona: Persona, spec: BudgetSpec, w: Windows, after: WindowSpend, now: dt.datetime
+    *,
+    persona: Persona,
+    spec: BudgetSpec,
+    w: Windows,
+    after: WindowSpend,
+    now: dt.datetime,
+    above: Sequence[tuple[rules.ScopeStatus, Windows]] = (),
 ) -> None:
-    """The persona scope's ``after_charge_statuses`` (and the charge counted for /metrics
-    once it commits)."""
+    """``after_charge_statuses`` for the persona (its status computed here) and the
+    scopes ``above`` it (the agent's and the platform's, as the charge service read them),
+    and the charge counted for /metrics once it commits."""
     from budgets.services.budget import persona_scope
 
     status = rules.scope_status(persona_scope(spec, after, 0))
-    after_charge_statuses(persona=persona, statuses=[status], w=w, now=now)
+    after_charge_statuses(persona=persona, statuses=[(status, w), *above], now=now)
 
 
-def after_refused_check(*, persona: Persona, verdict: rules.Verdict, now: dt.datetime) -> None:
+def after_refused_check(
+    *,
+    persona: Persona,
+    verdict: rules.Verdict,
+    now: dt.datetime,
+    zones: Mapping[str, str] | None = None,
+) -> None:
     """A check was refused: ``budget.blocked`` for the scope and cap that refused it, once
-    per scope, window and window start (per-call, paused and token limits: once a day)."""
+    per scope, window and window start (per-call, paused and token limits: once a day).
+
+    ``zones`` gives the agent's and the platform's timezone (kind -> zone), so their
+    windows start where their caps do; a scope not named there uses the persona's."""
     if verdict.allowed or verdict.limit is None or verdict.scope in (None, "run"):
         return  # a run's own limit: run budgets write run.exhausted for it
     status = next((s for s in verdict.scopes if s.kind == verdict.scope), None)
     if status is None:
         return
-    starts = _starts(windows_at(persona.effective_timezone, now))
+    zone = (zones or {}).get(status.kind) or persona.effective_timezone
+    starts = _starts(windows_at(zone, now))
     limit = verdict.limit
     cap: int | None = None
     spent: int | None = None

@@ -15,6 +15,7 @@ from budgets.auth import principal_of
 from budgets.events.models import Event
 from budgets.events.outbox import event_json
 from hal0.errors import BadRequest
+from hal0.query import refuse_unknown
 from personas.openapi import error_responses
 
 DEFAULT_LIMIT = 100
@@ -79,6 +80,7 @@ class EventListView(APIView):
         responses={200: EventListSerializer, **error_responses("events.invalid_query")},
     )
     def get(self, request: Request) -> Response:
+        refuse_unknown(request.query_params, ("after", "limit"), code="events.invalid_query")
         after = _whole(request, "after", 0, 0, 2**63 - 1)
         limit = _whole(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         events = Event.objects.filter(id__gt=after).order_by("id")

@@ -16,7 +16,11 @@ from rest_framework.views import APIView
 from budgets.auth import principal_of
 from budgets.reports import selectors
 from budgets.reports.spend_report import GROUPS, MAX_DAYS
+from hal0.query import refuse_unknown
 from personas.openapi import error_responses
+
+# What GET /api/spend takes (hal0/query.py: anything else is a 400 naming it).
+REPORT_PARAMETERS = ("from", "to", "group_by", "tz", "agent", "persona", "model", "surface")
 
 
 class SpendTotalsSerializer(serializers.Serializer[Any]):
@@ -103,6 +107,7 @@ class SpendReportView(APIView):
         principal = principal_of(request)
         only_agent = principal.agent_id if principal and not principal.is_operator else None
         only_persona = principal.persona_id if principal and not principal.is_operator else None
+        refuse_unknown(request.query_params, REPORT_PARAMETERS, code="report.invalid")
         query = selectors.parse_report_query(request.query_params)
         report = selectors.spend_report(query, only_agent=only_agent, only_persona=only_persona)
         response = Response(report.as_json())

@@ -32,6 +32,7 @@ from budgets.runs.services import (
 from hal0.errors import BadRequest
 from hal0.money import MoneyError, parse_usd
 from hal0.parsers import read_json_object
+from hal0.query import refuse_unknown
 from personas.models import Persona
 from personas.services import find_persona
 
@@ -128,7 +129,12 @@ class RunListView(APIView):
         operation_id="runs_list",
         summary="A persona's runs, newest first (paginated)",
         parameters=[
-            OpenApiParameter("state", str, enum=[s.value for s in Run.State]),
+            OpenApiParameter(
+                "state",
+                str,
+                enum=Run.State.values,
+                description="only runs in this state; empty or absent: every state",
+            ),
             OpenApiParameter("limit", int, description=f"1 to {LIST_LIMIT_MAX} (50)"),
             OpenApiParameter("after", int, description="the `next` of the previous page"),
         ],
@@ -136,6 +142,8 @@ class RunListView(APIView):
     )
     def get(self, request: Request, agent_id: str, persona_id: str) -> Response:
         params = request.query_params
+        refuse_unknown(params, ("state", "limit", "after"), code="run.invalid")
+        # Empty is the same as absent (hal0/query.py): ``?state=`` lists every state.
         state = params.get("state") or None
         if state is not None and state not in Run.State.values:
             raise _bad(

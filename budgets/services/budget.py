@@ -256,9 +256,11 @@ def _check(
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
+    above = above or scopes.budgets_above(persona.agent_id)
     verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate, run=run_scope)
     if not verdict.allowed:
-        events.after_refused_check(persona=persona, verdict=verdict, now=now)
+        zones: dict[str, str] = {b.kind: b.timezone for b in above}
+        events.after_refused_check(persona=persona, verdict=verdict, now=now, zones=zones)
         # Counted in memory, written in batches off the check path (budgets.reports.refused).
         refused.note(persona=persona, scope=verdict.scope, limit=verdict.limit, now=now)
     out: dict[str, Any] = {
@@ -443,6 +445,8 @@ def budget_charge(
         settles = hold is not None and hold.state == Hold.State.ACTIVE
         # Counted against its run whatever the run's state (closed, needs_budget).
         run = runs.run_for_charge(row, run_id, hold)
+        # The agent's and the platform's caps: one stat each while their files are unchanged.
+        above = scopes.budgets_above(row.agent_id)
 
         # The response is computed before the insert and stored on the row, because a
         # charge row is never updated afterwards (and a replay must answer the same).
@@ -506,7 +510,7 @@ def budget_charge(
             source=Charge.Source.API,
             unless_request_id_taken=True,
             # The agent's and the platform's day and month, when cut in other zones.
-            zones=scopes.zones_of(*scopes.budgets_above(row.agent_id)),
+            zones=scopes.zones_of(*above),
         )
         if not created:
             first = (
@@ -524,7 +528,11 @@ def budget_charge(
                 )
             stored = first.response
             return dict(json.loads(stored) if isinstance(stored, str) else stored)
-        events.after_charge(persona=row, spec=spec, w=w, after=after, now=now)
+        # After the counters count this charge: the agent's and the platform's statuses
+        # (a lock and one statement, only for a scope with a USD window cap), then the
+        # once-per-window alerts of all three scopes, in this transaction.
+        above_statuses = scopes.statuses_after_charge(row.agent_id, *above, now)
+        events.after_charge(persona=row, spec=spec, w=w, after=after, now=now, above=above_statuses)
         if run is not None:
             runs.bump(run, spent, tokens)
         if settles and hold is not None:

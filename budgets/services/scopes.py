@@ -13,7 +13,9 @@ Holds belong to a persona; a scope's held amount is the sum of its personas' act
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -102,6 +104,15 @@ class ScopeBudget:
         """Reserves under it must serialize: it can block on a window."""
         return self.spec.hard_cap and self.has_window_caps
 
+    @property
+    def alerts(self) -> bool:
+        """Whether its charges can cross a threshold: it caps a USD window (budget.warn
+        and budget.exceeded are about USD windows, as the persona's are)."""
+        spec = self.spec
+        return any(
+            cap is not None for cap in (spec.daily_nanos, spec.monthly_nanos, spec.lifetime_nanos)
+        )
+
 
 # Per worker: the caps each file held at a stat signature. The file is the truth and every
 # write changes its signature, so an entry can only be stale for a file that moved on,
@@ -152,11 +163,12 @@ def lock_above(agent_id: str, agent: ScopeBudget, platform: ScopeBudget) -> None
     platform. Every transaction that takes more than one of these takes them in that
     order, and the cap writers take one row each, so no two transactions can each hold a
     lock the other waits for: no deadlock. Only reserves take the agent and platform
-    locks (a reserve reads a scope's spend and holds and adds a hold, which must not
-    interleave with another reserve of the same scope); a charge or a release only lowers
-    what a reserve could see as free or replaces a hold by its cost, in one commit, so it
-    needs its persona's lock alone, and an uncapped agent or platform serializes nothing.
-    On SQLite the IMMEDIATE transaction already holds the database's write lock.
+    locks to decide (a reserve reads a scope's spend and holds and adds a hold, which must
+    not interleave with another reserve of the same scope); a charge or a release only
+    lowers what a reserve could see as free or replaces a hold by its cost, in one commit,
+    so it needs its persona's lock alone (its alerts take a lock of their own:
+    ``statuses_after_charge``), and an uncapped agent or platform serializes nothing. On
+    SQLite the IMMEDIATE transaction already holds the database's write lock.
     """
     if not connection.features.has_select_for_update:
         return
@@ -165,6 +177,27 @@ def lock_above(agent_id: str, agent: ScopeBudget, platform: ScopeBudget) -> None
             cursor.execute(_lock_sql(connection.vendor, "agent"), [agent_id])
         if platform.needs_lock:
             cursor.execute(_lock_sql(connection.vendor, "platform"), [Platform.ID])
+
+
+def _alerts_key(kind: Kind, agent_id: str) -> int:
+    """A 64-bit advisory lock key per scope's alerts (a collision only serializes more)."""
+    name = f"hal0:alerts:{kind}:{agent_id if kind == 'agent' else ''}"
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def _lock_alerts(agent_id: str, kinds: list[Kind]) -> None:
+    """PostgreSQL: a transaction-scoped advisory lock per scope whose alerts this charge
+    computes, all in one statement. Only charges take these (after their persona's lock,
+    always in this statement's order), and a reserve's row locks are other locks: neither
+    waits for the other, so no deadlock. SQLite: the IMMEDIATE transaction already
+    serializes every charge."""
+    if connection.vendor != "postgresql":
+        return
+    calls = ", ".join("pg_advisory_xact_lock(%s)" for _ in kinds)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {calls}", [_alerts_key(k, agent_id) for k in kinds])
 
 
 @lru_cache(maxsize=4)
@@ -303,3 +336,114 @@ def scope_usage(
             )
         )
     return found[0], found[1]
+
+
+# ---------------------------------------------------------------------------------------
+# After a charge: the agent's and the platform's statuses, for their alerts
+
+
+def statuses_after_charge(
+    agent_id: str, agent: ScopeBudget, platform: ScopeBudget, now: dt.datetime
+) -> list[tuple[rules.ScopeStatus, Windows]]:
+    """The statuses the rules give the agent and the platform once this transaction's
+    charge is counted, each with its windows (cut in its own zone); only for a scope that
+    caps a USD window, so without one this costs no statement.
+
+    Call it after the charge's counters are bumped. The lock is what makes a threshold
+    alert certain under concurrency: without it, two charges of two personas (each under
+    its own persona lock) could each read the scope's sum without the other's uncommitted
+    spend, both see "ok", and together cross the line with no alert. Taken after the bump
+    and held to the commit, the last of them to take it reads after the others committed
+    (PostgreSQL's READ COMMITTED gives each statement a fresh snapshot) and sees the sum of
+    all. It covers only this read and the event inserts, so charges of one scope queue
+    for about two statements and a commit, not for the whole charge (docs/benchmarks.md).
+    """
+    wanted = (agent if agent.alerts else None, platform if platform.alerts else None)
+    if wanted == (None, None):
+        return []
+    _lock_alerts(agent_id, [b.kind for b in wanted if b is not None])
+    asked = [
+        (budget, windows_at(budget.timezone, now), _capped_usd_windows(budget))
+        for budget in wanted
+        if budget is not None
+    ]
+    spent = iter(_usd_spent(agent_id, [(b.kind, w, names) for b, w, names in asked]))
+    found = []
+    for budget, w, names in asked:
+        sums = {name: next(spent) for name in names}
+        # Only the USD windows the alerts are about: the token caps are left out, so their
+        # windows read "none" rather than a status of a spend this read did not sum.
+        caps = dataclasses.replace(
+            budget.caps, daily_tokens=None, monthly_tokens=None, lifetime_tokens=None
+        )
+        usage = rules.Usage(**sums)
+        found.append((rules.scope_status(rules.Scope(budget.kind, caps, usage)), w))
+    return found
+
+
+_COUNTER_WINDOWS = {"daily": "day", "monthly": "month", "lifetime": "lifetime"}
+
+
+def _capped_usd_windows(budget: ScopeBudget) -> tuple[str, ...]:
+    spec = budget.spec
+    caps = {
+        "daily": spec.daily_nanos,
+        "monthly": spec.monthly_nanos,
+        "lifetime": spec.lifetime_nanos,
+    }
+    return tuple(name for name, cap in caps.items() if cap is not None)
+
+
+@lru_cache(maxsize=64)
+def _usd_spent_sql(vendor: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """One row: per (scope kind, rule window) asked, the USD its personas spent in that
+    window, from their counters (a missing counter: an indexed SUM of that persona's
+    charges). Leaner than ``_spend_sql`` (no tokens, no holds, only capped windows): a
+    charge runs it for the alerts of the scopes above the persona."""
+    qn = connection.ops.quote_name
+    persona_t = qn(Persona._meta.db_table)
+    counter_t = qn(SpendCounter._meta.db_table)
+    charge_t = qn(Charge._meta.db_table)
+    pid = f"p.{qn('id')}"
+    parts = []
+    for kind, window in columns:
+        where = f"c.{qn('persona_id')} = {pid}"
+        if window != "lifetime":
+            where += f" AND c.{qn('ts')} >= %s AND c.{qn('ts')} < %s"
+        fallback = (
+            f"(SELECT COALESCE(SUM(c.{qn('cost_nanos')}), 0) FROM {charge_t} c WHERE {where})"  # noqa: S608
+        )
+        join = (
+            f"LEFT JOIN {counter_t} x ON x.{qn('persona_id')} = {pid} "
+            f"AND x.{qn('window')} = %s AND x.{qn('tz')} = %s AND x.{qn('start')} = %s"
+        )
+        scoped = f"WHERE p.{qn('agent_id')} = %s" if kind == "agent" else ""
+        parts.append(
+            f"(SELECT COALESCE(SUM(COALESCE(x.{qn('spent_nanos')}, {fallback})), 0) "  # noqa: S608
+            f"FROM {persona_t} p {join} {scoped})"
+        )
+    return f"SELECT {', '.join(parts)}"
+
+
+def _usd_spent(agent_id: str, asked: list[tuple[str, Windows, tuple[str, ...]]]) -> list[int]:
+    """The sums of ``_usd_spent_sql``, in the order asked."""
+    ops = connection.ops
+    columns: list[tuple[str, str]] = []
+    params: list[Any] = []
+    for kind, w, names in asked:
+        keys = {key[0]: key for key in _keys(w)}
+        spans = {"day": (w.day_begin, w.day_end), "month": (w.month_begin, w.month_end)}
+        for name in names:
+            window = _COUNTER_WINDOWS[name]
+            columns.append((kind, window))
+            # In the order the placeholders appear: the fallback's range, the join, WHERE.
+            span = spans.get(window)
+            if span is not None:
+                params += [ops.adapt_datetimefield_value(t) for t in span]
+            counter_window, tz, start = keys[window]
+            params += [str(counter_window), tz, ops.adapt_datefield_value(start)]
+            if kind == "agent":
+                params.append(agent_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_usd_spent_sql(connection.vendor, tuple(columns)), params)
+        return [int(v) for v in cursor.fetchone()]

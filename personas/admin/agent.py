@@ -68,7 +68,7 @@ class AgentAdmin(ScopeBudgetAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None:
+        if obj is None or not self.has_change_permission(request, obj):
             return fieldsets
         shown = f"agents/{obj.pk}/agent.toml"
         return [budget_fieldset(shown, "all of this agent's personas"), *fieldsets[1:]]

@@ -364,3 +364,54 @@ def test_the_platform_gauges_read_every_agent(staff_client: Client, make_persona
     assert spend.window("monthly").spent_nanos == 90 * USD
     assert spend.status == "warn"
     assert sync_scope(PLATFORM).monthly_cap_nanos == 100 * USD
+
+
+def test_a_staff_account_that_may_only_view_an_agent_sees_its_caps_and_cannot_change_them(
+    hermes: Agent, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "victor", password="a-long-viewer-passphrase", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_agent"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(AGENT_URL).content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Daily cap: $5.00" in budget
+    assert "Monthly cap: no cap" in budget
+    assert "Token caps: no token caps" in budget
+    assert "Stop switch: off" in budget
+    assert 'name="_save"' not in body
+    before = agent_text()
+    data = {"daily_usd": "1", "file_sha256": "", "_save": "Save"}
+    assert client.post(AGENT_URL, data).status_code == 403
+    assert agent_text() == before
+
+
+def test_the_audit_trail_links_agent_and_platform_changes_to_their_pages(
+    staff_client: Client, hermes: Agent
+) -> None:
+    staff_client.post(AGENT_URL, form_data(staff_client, AGENT_URL, daily_usd="4"))
+    staff_client.get("/admin/personas/platform/")
+    url = platform_url()
+    staff_client.post(url, form_data(staff_client, url, daily_usd="40"))
+    body = staff_client.get("/admin/personas/budgetchange/").content.decode()
+    assert f'<a href="{AGENT_URL}">agent hermes</a>' in body
+    assert '<a href="/admin/personas/platform/">platform</a>' in body
+
+
+def test_a_view_only_account_sees_a_persona_s_token_caps(
+    make_persona: Any, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    coder = make_persona("hermes", "coder", "daily_tokens = 50000\n")
+    viewer = django_user_model.objects.create_user("victor", password="x-long-pass", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_persona"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(f"/admin/personas/persona/{coder.pk}/change/").content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Token caps: daily 50,000 tokens" in budget

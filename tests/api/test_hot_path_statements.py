@@ -155,6 +155,7 @@ def test_a_check_whose_counters_are_gone_rebuilds_them_from_the_charges(
 
 
 SCOPES_READ = "SELECT budgets_charge budgets_hold budgets_spendcounter personas_persona"
+ALERTS_READ = "SELECT budgets_charge budgets_spendcounter personas_persona"
 
 
 @pytest.fixture
@@ -177,20 +178,36 @@ def test_with_caps_at_three_scopes_a_check_adds_one_statement_for_both(
     assert (body["allowed"], body["remaining_usd"]) == (True, {"daily": 9.99, "monthly": 19.99})
 
 
-def test_with_caps_above_the_persona_a_charge_sends_the_same_statements(
-    client: APIClient, three_scopes: None
+def test_with_caps_above_the_persona_a_charge_reads_their_statuses_once_for_their_alerts(
+    client: APIClient, three_scopes: None, data_dir: Any
 ) -> None:
     charge(client, "warm-up")
     kinds = statements(lambda: charge(client, "r-1"))
-    # No agent or platform lock: a charge only replaces a hold by its cost (see
-    # budgets/services/scopes.py, lock_above).
-    assert "SELECT personas_agent" not in kinds
     assert kinds[:4] == [
         "SELECT budgets_apikey",
         "SELECT personas_persona",
         "SELECT personas_persona",
         "SELECT budgets_hold budgets_spendcounter",
     ]
+    # After the charge's own writes: the agent's and the platform's statuses for their
+    # alerts, under one statement's advisory locks on PostgreSQL (budgets/services/
+    # scopes.py, statuses_after_charge), their USD spend in one statement (no tokens, no
+    # holds). No agent or platform row lock: those are the reserves'.
+    assert "SELECT personas_agent" not in kinds
+    lock = ["SELECT"] if connection.vendor == "postgresql" else []
+    tail = [*lock, ALERTS_READ]
+    assert kinds[-len(tail) :] == tail
+    assert kinds.count(ALERTS_READ) == 1
+
+    # A scope without a USD window cap has nothing to alert on: no lock, no read.
+    (data_dir / "agents" / "hermes" / "agent.toml").write_text(
+        "[agent.budget]\nper_call_max_usd = 5.0\ndaily_tokens = 100000\n"
+    )
+    (data_dir / "platform.toml").write_text("[platform.budget]\nper_call_max_usd = 5.0\n")
+    charge(client, "r-2")
+    kinds = statements(lambda: charge(client, "r-3"))
+    assert ALERTS_READ not in kinds
+    assert "SELECT" not in kinds
 
 
 def test_a_reserve_locks_the_agent_and_the_platform_only_when_they_cap_a_window(

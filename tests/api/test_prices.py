@@ -219,6 +219,14 @@ def test_a_clients_estimate_wins_over_the_tokens(client: APIClient, coder: Perso
     assert body["estimate"] == {"usd": 0.5, "source": "client"}
 
 
+def test_a_clients_estimate_wins_over_a_model_nobody_prices(
+    client: APIClient, coder: Persona
+) -> None:
+    body = ok(check(client, estimated_cost_usd=0.5, model="no-such-model", surface="local"))
+
+    assert body["estimate"] == {"usd": 0.5, "source": "client"}
+
+
 def test_a_priced_check_is_refused_by_the_caps_like_any_other(
     client: APIClient, make_persona: Callable[..., Persona]
 ) -> None:
@@ -264,6 +272,16 @@ def test_a_check_for_a_model_nobody_prices_is_400_price_unknown_saying_how_to_fi
             "surface",
         ),
         ({"input_tokens": 1, "max_output_tokens": 1}, "estimated_cost_usd"),
+        # Beside an estimate (which wins over a price), a malformed model or surface is
+        # still refused rather than ignored.
+        ({"estimated_cost_usd": 0.01, "model": {}}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": 5}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": None}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": " "}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": "gpt\u0000"}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": "m" * 201}, "model"),
+        ({"estimated_cost_usd": 0.01, "model": "gpt-4o", "surface": []}, "surface"),
+        ({"estimated_cost_usd": 0.01, "surface": 7}, "surface"),
     ],
 )
 def test_a_check_with_bad_tokens_is_400_budget_invalid_estimate_naming_the_key(
