@@ -3,10 +3,9 @@ and how many charges have no price, on every admin page.
 
 Lazy: the numbers are read only when a template shows the banner, and only for staff on
 admin pages. Cheap: one query over the current window counters of capped personas and
-one over active holds (budgets.reports.selectors.alerts), one statement per capped agent
-and for a capped platform (the check's own read of their counters and holds,
-budgets.reports.scopes), and one sum of the lifetime counters' ``unpriced``; never a scan
-of the ledger.
+one over active holds (budgets.reports.selectors.alerts), the capped agents' counters (a
+statement per timezone among them) and holds, a capped platform's (budgets.reports.scopes),
+and one sum of the lifetime counters' ``unpriced``; never a scan of the ledger.
 """
 
 from __future__ import annotations

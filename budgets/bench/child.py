@@ -59,6 +59,7 @@ def _inprocess_run(
 ) -> dict[str, Any]:
     from budgets.bench import events_ab, inprocess
     from budgets.bench.scan import scan_window_spend
+    from budgets.bench.scopes import RUN_ID
     from budgets.bench.stats import latency, median
     from budgets.ledger.mirror import mirror_path
     from budgets.services.counters import window_spend
@@ -78,8 +79,14 @@ def _inprocess_run(
     out["events_ab"] = {name: latency(series) for name, series in ab.items()}
     # A report takes milliseconds: a tenth of the samples says as much about its median.
     report_samples = max(20, config.samples // 10)
-    for kind in ("report", "report_half_hour"):
+    for kind in ("report", "report_whole_hour", "report_half_hour"):
         out[kind] = latency(inprocess.measure(kind, agent_id, persona_id, report_samples))
+    scoped = inprocess.scoped_blocks(agent_id, persona_id, charge_persona_id, config.samples)
+    for name in ("check_persona", "check_scopes", "charge_persona", "charge_scopes"):
+        out[name] = latency(scoped[name])
+    out["statements"] = {k: scoped[f"statements_{k}"] for k in ("persona", "scopes")}
+    runs = inprocess.run_pairs(agent_id, charge_persona_id, RUN_ID, config.samples)
+    out["runs"] = {name: latency(series) for name, series in runs.items()}
     ours, scan = inprocess.side_by_side(agent_id, persona_id, rounds)
     persona = find_persona(agent_id, persona_id)
     now = dt.datetime.now(dt.UTC)
@@ -101,6 +108,7 @@ def _http_run(
     config: Config, key: str, agent_id: str, persona_id: str, charge_persona_id: str
 ) -> dict[str, Any]:
     from budgets.bench import http
+    from budgets.bench.scopes import RUN_ID, set_scope_caps
     from budgets.bench.stats import latency
 
     out: dict[str, Any] = {}
@@ -129,6 +137,29 @@ def _http_run(
                 tool=config.load_tool,
             )
             out[f"{kind}_throughput"] = asdict(result)
+
+        def set_caps(on: bool) -> None:
+            set_scope_caps(agent_id, on=on)
+
+        scoped = http.scoped_blocks(api, config.samples, set_caps, workers=config.workers)
+        out["check_persona"] = latency(scoped["check_persona"])
+        out["check_scopes"] = latency(scoped["check_scopes"])
+        # Charges/s with caps at the agent and the platform, right after the same figure
+        # without them (above).
+        set_caps(True)
+        try:
+            result = http.throughput(
+                api,
+                "charge",
+                seconds=config.duration,
+                connections=config.connections,
+                tool=config.load_tool,
+            )
+        finally:
+            set_caps(False)
+        out["charge_throughput_scopes"] = asdict(result)
+        runs = http.run_pairs(api, RUN_ID, config.samples)
+        out["runs"] = {name: latency(series) for name, series in runs.items()}
         out["rss_kib"] = server.peak_rss_kib()
     return out
 
@@ -144,12 +175,14 @@ def run(config: Config) -> dict[str, Any]:
     from budgets.apikeys import create_key
     from budgets.bench import inprocess
     from budgets.bench.ledger import CHARGE_PERSONA_ID, grow_ledger, setup_persona
+    from budgets.bench.scopes import setup_run
     from budgets.ledger.mirror import mirror_path
     from budgets.models import Charge
 
     persona = setup_persona()
     agent_id, persona_id = persona.agent_id, persona.slug
     charge_persona_id = setup_persona(agent_id, CHARGE_PERSONA_ID).slug
+    setup_run(agent_id, charge_persona_id)
     key = create_key(scope="agent", agent_id=agent_id, name="bench")[1]
     with connection.cursor() as cursor:
         cursor.execute(

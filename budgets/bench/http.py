@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -273,6 +273,61 @@ def priced_pair(api: Api, samples: int, *, warmup: int = 20) -> tuple[list[float
                 raise BenchHttpError(f"check: HTTP {status}: {answer[:300]!r}")
             if i >= warmup:
                 series.append(elapsed)
+    return out
+
+
+def _timed_request(api: Api, method: str, path: str, body: bytes) -> float:
+    raw = api.request(method, path, body)
+    started = time.perf_counter()
+    status, answer = roundtrip(api.port, raw)
+    elapsed = time.perf_counter() - started
+    if status != 200:
+        raise BenchHttpError(f"{method} {path}: HTTP {status}: {answer[:300]!r}")
+    return elapsed
+
+
+def scoped_blocks(
+    api: Api, samples: int, set_caps: Callable[[bool], None], *, workers: int, block: int = 50
+) -> dict[str, list[float]]:
+    """Checks with persona caps only and with caps at three scopes, one client, in
+    alternating blocks (``inprocess.scoped_blocks`` says why blocks): seconds per request
+    for ``check_persona`` and ``check_scopes``."""
+    out: dict[str, list[float]] = {"check_persona": [], "check_scopes": []}
+    on = False
+    try:
+        while len(out["check_persona"]) < samples or len(out["check_scopes"]) < samples:
+            set_caps(on)
+            series = out["check_scopes" if on else "check_persona"]
+            for _ in range(5 * workers):  # every worker reads the files' new signatures
+                call(api, "POST", f"{api.base}/check", CHECK_BODY)
+            for _ in range(min(block, samples - len(series))):
+                series.append(_timed_request(api, "POST", f"{api.base}/check", CHECK_BODY))
+            on = not on
+    finally:
+        set_caps(False)
+    return out
+
+
+def run_pairs(api: Api, run_id: str, samples: int, *, warmup: int = 20) -> dict[str, list[float]]:
+    """Check and charge on the charged persona without and with ``run_id``, alternating
+    request by request: seconds for ``check``, ``check_run``, ``charge``, ``charge_run``."""
+    tag = os.urandom(4).hex()
+    check_path = api.charge_path.removesuffix("/charge") + "/check"
+    run_check = b'{"estimated_cost_usd": 0.01, "run_id": "' + run_id.encode() + b'"}'
+    out: dict[str, list[float]] = {k: [] for k in ("check", "check_run", "charge", "charge_run")}
+    for i in range(warmup + samples):
+        charge_run = f'{{{CHARGE_FIELDS},"request_id":"http-run-{tag}-{i}","run_id":"{run_id}"}}'
+        timings = {
+            "check": _timed_request(api, "POST", check_path, CHECK_BODY),
+            "check_run": _timed_request(api, "POST", check_path, run_check),
+            "charge": _timed_request(
+                api, "POST", api.charge_path, charge_body(f"http-norun-{tag}-{i}")
+            ),
+            "charge_run": _timed_request(api, "POST", api.charge_path, charge_run.encode()),
+        }
+        if i >= warmup:
+            for name, elapsed in timings.items():
+                out[name].append(elapsed)
     return out
 
 

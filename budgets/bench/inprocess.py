@@ -14,8 +14,13 @@ import secrets
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from budgets.bench.scan import scan_check
+from budgets.bench.scopes import set_scope_caps
 from budgets.prices import quote
 from budgets.reports.selectors import ReportQuery, spend_report
 from budgets.services import budget_charge, budget_check_by_id, hold_release
@@ -50,9 +55,13 @@ def _timed(
     return out
 
 
-def check(agent_id: str, persona_id: str) -> dict[str, object]:
+def check(agent_id: str, persona_id: str, run_id: str | None = None) -> dict[str, object]:
     return budget_check_by_id(
-        agent_id=agent_id, persona_id=persona_id, estimate_nanos=ESTIMATE, actor=ACTOR
+        agent_id=agent_id,
+        persona_id=persona_id,
+        estimate_nanos=ESTIMATE,
+        actor=ACTOR,
+        run_id=run_id,
     )
 
 
@@ -80,7 +89,9 @@ def check_reserve(agent_id: str, persona_id: str) -> dict[str, object]:
     )
 
 
-def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
+def charge(
+    agent_id: str, persona_id: str, tag: str, run_id: str | None = None
+) -> dict[str, object]:
     persona = find_persona(agent_id, persona_id)
     return budget_charge(
         persona=persona,
@@ -90,8 +101,74 @@ def charge(agent_id: str, persona_id: str, tag: str) -> dict[str, object]:
         request_id=f"inproc-{tag}-{next(_ids)}",
         input_tokens=1200,
         output_tokens=300,
+        run_id=run_id,
         actor=ACTOR,
     )
+
+
+def statements(step: Callable[[], object]) -> int:
+    """How many statements one call sends to the database."""
+    with CaptureQueriesContext(connection) as captured:
+        step()
+    return len(captured.captured_queries)
+
+
+def scoped_blocks(
+    agent_id: str, persona_id: str, charge_persona_id: str, samples: int, block: int = 50
+) -> dict[str, Any]:
+    """Check and charge with persona caps only and with caps at three scopes (persona,
+    agent.toml, platform.toml), in alternating blocks of ``block`` calls, the agent's and
+    the platform's caps written between blocks (``scopes.set_scope_caps``; they cannot
+    be on for one call and off for the next). Seconds per call for ``check_persona``,
+    ``check_scopes``, ``charge_persona``, ``charge_scopes``; and the statements one check
+    sends in each case."""
+    tag = secrets.token_hex(4)
+    out: dict[str, Any] = {
+        k: [] for k in ("check_persona", "check_scopes", "charge_persona", "charge_scopes")
+    }
+    on = False
+    try:
+        while len(out["check_persona"]) < samples or len(out["check_scopes"]) < samples:
+            set_scope_caps(agent_id, on=on)
+            which = "scopes" if on else "persona"
+            for _ in range(5):  # the first calls read the files' new signatures
+                check(agent_id, persona_id)
+            out[f"statements_{which}"] = statements(lambda: check(agent_id, persona_id))
+            take = min(block, samples - len(out[f"check_{which}"]))
+            for _ in range(take):
+                started = time.perf_counter()
+                check(agent_id, persona_id)
+                out[f"check_{which}"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                charge(agent_id, charge_persona_id, tag)
+                out[f"charge_{which}"].append(time.perf_counter() - started)
+            on = not on
+    finally:
+        set_scope_caps(agent_id, on=False)
+    return out
+
+
+def run_pairs(agent_id: str, persona_id: str, run_id: str, samples: int) -> dict[str, list[float]]:
+    """Check and charge without and with ``run_id`` on one persona, alternating call by
+    call: seconds per call for ``check``, ``check_run``, ``charge``, ``charge_run``."""
+    tag = secrets.token_hex(4)
+    steps: dict[str, Callable[[], object]] = {
+        "check": lambda: check(agent_id, persona_id),
+        "check_run": lambda: check(agent_id, persona_id, run_id),
+        "charge": lambda: charge(agent_id, persona_id, tag),
+        "charge_run": lambda: charge(agent_id, persona_id, tag, run_id),
+    }
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(WARMUP + samples):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            result = step()
+            elapsed = time.perf_counter() - started
+            if name.startswith("check") and not (isinstance(result, dict) and result["allowed"]):
+                raise RuntimeError(f"the bench check was refused: {result!r}")
+            if i >= WARMUP:
+                out[name].append(elapsed)
+    return out
 
 
 def report(tz: str) -> dict[str, object]:
@@ -106,9 +183,12 @@ def report(tz: str) -> dict[str, object]:
 
 def measure(kind: str, agent_id: str, persona_id: str, samples: int) -> list[float]:
     """Seconds per call of ``kind``: ``check``, ``check_reserve``, ``charge``, ``report``
-    (UTC days) or ``report_half_hour`` (Asia/Kolkata's days, +05:30)."""
+    (UTC days), ``report_whole_hour`` (Europe/Berlin's, +01:00/+02:00) or
+    ``report_half_hour`` (Asia/Kolkata's days, +05:30)."""
     if kind == "report":
         return _timed(lambda: report("UTC"), samples)
+    if kind == "report_whole_hour":
+        return _timed(lambda: report("Europe/Berlin"), samples)
     if kind == "report_half_hour":
         return _timed(lambda: report("Asia/Kolkata"), samples)
     if kind == "check":

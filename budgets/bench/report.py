@@ -177,6 +177,26 @@ def _events(entry: dict[str, Any], call: str) -> float:
     return _ab(entry, f"{call}_on") / _ab(entry, f"{call}_off")
 
 
+def _scopes(entry: dict[str, Any], where: str, call: str = "check") -> float:
+    """p50 with caps at three scopes ÷ p50 with persona caps only, measured in
+    alternating blocks."""
+    return _lat(entry, where, f"{call}_scopes")[0] / _lat(entry, where, f"{call}_persona")[0]
+
+
+def _run(entry: dict[str, Any], where: str, series: str) -> float:
+    """p50 of one series of the run_id pairs, median over runs."""
+    return _runs_median(entry, lambda r: r[where]["runs"][series]["p50_us"])
+
+
+def _statements(entry: dict[str, Any], which: str) -> str:
+    counts = {r["inprocess"].get("statements", {}).get(which) for r in entry["runs"]} - {None}
+    return "/".join(str(c) for c in sorted(counts)) or "n/a"
+
+
+def _per_s(entry: dict[str, Any], kind: str) -> float:
+    return _runs_median(entry, lambda r: r["http"][kind]["per_s"])
+
+
 TARGETS = [
     Target(
         "HTTP check p50 at the largest ledger ≤ 1 ms",
@@ -235,6 +255,20 @@ TARGETS = [
         lambda s: max(_events(e, "check") for e in s),
     ),
     Target(
+        "in-process check p50, caps at three scopes ÷ persona caps only ≤ 1.2 (largest ledger)",
+        1.2,
+        False,
+        _ratio,
+        lambda s: _scopes(_largest(s), "inprocess"),
+    ),
+    Target(
+        "HTTP check p50, caps at three scopes ÷ persona caps only ≤ 1.2 (largest ledger)",
+        1.2,
+        False,
+        _ratio,
+        lambda s: _scopes(_largest(s), "http"),
+    ),
+    Target(
         "checks/s over HTTP ≥ 2,000 (largest ledger)",
         2_000,
         True,
@@ -254,6 +288,13 @@ TARGETS = [
         False,
         fmt_time,
         lambda s: _lat(_largest(s), "inprocess", "report")[0],
+    ),
+    Target(
+        "the same report in Europe/Berlin p50 ≤ 50 ms (largest ledger)",
+        50_000,
+        False,
+        fmt_time,
+        lambda s: _lat(_largest(s), "inprocess", "report_whole_hour")[0],
     ),
     Target(
         "peak RSS per worker ≤ 100 MB",
@@ -367,9 +408,81 @@ def render(results: list[dict[str, Any]], meta: Meta) -> str:
     for name, r in dbs:
         for e in r["sizes"]:
             row = [name, fmt_rows(e["rows_at_start"])]
-            row += [_pair(e, "inprocess", k) for k in ("report", "report_half_hour")]
+            row += [
+                _pair(e, "inprocess", k)
+                for k in ("report", "report_whole_hour", "report_half_hour")
+            ]
             rows.append(row)
-    out.append(_table(["database", "ledger", "UTC days", "Asia/Kolkata days (+05:30)"], rows))
+    out.append(
+        _table(
+            [
+                "database",
+                "ledger",
+                "UTC days",
+                "Europe/Berlin days",
+                "Asia/Kolkata days (+05:30)",
+            ],
+            rows,
+        )
+    )
+
+    out.append(
+        "\n### Caps at three scopes (persona, agent.toml, platform.toml) beside persona caps "
+        "only, p50\n\n"
+        "Alternating blocks of 50 calls, the agent's and the platform's caps written between "
+        "blocks (the platform's apply to every persona, so both cannot be on at once). "
+        "Statements: what one check sends to the database in-process (over HTTP one more, "
+        "the API key).\n\n"
+    )
+    header = ["database", "ledger", "check (service)", "three scopes", "ratio", "statements"]
+    header += ["charge (service)", "three scopes", "ratio"]
+    if not meta.skip_http:
+        header += ["check (HTTP)", "three scopes", "ratio", "charges/s", "three scopes"]
+    rows = []
+    for name, r in dbs:
+        for e in r["sizes"]:
+            row = [name, fmt_rows(e["rows_at_start"])]
+            row += [
+                fmt_time(_lat(e, "inprocess", "check_persona")[0]),
+                fmt_time(_lat(e, "inprocess", "check_scopes")[0]),
+                _ratio(_scopes(e, "inprocess")),
+                f"{_statements(e, 'persona')} → {_statements(e, 'scopes')}",
+                fmt_time(_lat(e, "inprocess", "charge_persona")[0]),
+                fmt_time(_lat(e, "inprocess", "charge_scopes")[0]),
+                _ratio(_scopes(e, "inprocess", "charge")),
+            ]
+            if not meta.skip_http:
+                row += [
+                    fmt_time(_lat(e, "http", "check_persona")[0]),
+                    fmt_time(_lat(e, "http", "check_scopes")[0]),
+                    _ratio(_scopes(e, "http")),
+                    fmt_rate(_per_s(e, "charge_throughput")),
+                    fmt_rate(_per_s(e, "charge_throughput_scopes")),
+                ]
+            rows.append(row)
+    out.append(_table(header, rows))
+
+    out.append(
+        "\n### Runs: check and charge with a run_id beside the same calls without, p50\n\n"
+        "One persona (the charged one) with a run whose budgets no call reaches; the four "
+        "calls alternate.\n\n"
+    )
+    header = ["database", "ledger"]
+    wheres = ("inprocess",) if meta.skip_http else ("inprocess", "http")
+    for where in wheres:
+        how = "service" if where == "inprocess" else "HTTP"
+        header += [f"check ({how})", "with run_id", "ratio", f"charge ({how})", "with run_id"]
+        header += ["ratio"]
+    rows = []
+    for name, r in dbs:
+        for e in r["sizes"]:
+            row = [name, fmt_rows(e["rows_at_start"])]
+            for where in wheres:
+                for call in ("check", "charge"):
+                    plain, run = _run(e, where, call), _run(e, where, f"{call}_run")
+                    row += [fmt_time(plain), fmt_time(run), _ratio(run / plain)]
+            rows.append(row)
+    out.append(_table(header, rows))
 
     if not meta.skip_http:
         out.append("\n### Throughput and memory over HTTP\n\n")

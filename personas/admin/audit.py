@@ -37,7 +37,7 @@ class BudgetChangeAdmin(ReadOnlyAdmin):
         elif obj.agent_id is not None:
             url = reverse("admin:personas_agent_change", args=[obj.agent_id])
         else:
-            return obj.owner
+            url = reverse("admin:personas_platform_changelist")  # the platform's one page
         return format_html('<a href="{}">{}</a>', url, obj.owner)
 
     @admin.display(description="before → after")

@@ -11,7 +11,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from hal0.errors import ApiError
-from personas.admin.budget_form import EMPTY_VS_ZERO, TIMEZONES, PersonaBudgetForm, fresh_persona
+from personas.admin.budget_form import (
+    EMPTY_VS_ZERO,
+    TIMEZONES,
+    TOKEN_BUDGET_KEYS,
+    PersonaBudgetForm,
+    fresh_persona,
+    token_text,
+)
 from personas.admin.display import budget_diff, caps_summary, spec_changes, usd_text
 from personas.models import BudgetChange, Persona
 from personas.services import write_budget
@@ -82,6 +89,7 @@ class PersonaAdmin(admin.ModelAdmin):
         "monthly_cap",
         "lifetime_cap",
         "per_call_cap",
+        "token_caps",
         "enforcement",
         "warn_line",
         "day_boundary",
@@ -121,6 +129,19 @@ class PersonaAdmin(admin.ModelAdmin):
     @admin.display(description="Per-call cap")
     def per_call_cap(self, obj: Persona) -> str:
         return self._cap(obj.per_call_cap_nanos)
+
+    @admin.display(description="Token caps")
+    def token_caps(self, obj: Persona) -> str:
+        caps = [
+            f"{label} {token_text(getattr(obj, attr))}"
+            for label, attr in zip(
+                ("daily", "monthly", "lifetime", "per call"),
+                TOKEN_BUDGET_KEYS.values(),
+                strict=True,
+            )
+            if getattr(obj, attr) is not None
+        ]
+        return " · ".join(caps) if caps else "no token caps"
 
     @admin.display(description="Warn at")
     def warn_line(self, obj: Persona) -> str:

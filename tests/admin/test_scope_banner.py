@@ -120,8 +120,40 @@ def test_the_banner_costs_the_same_for_one_uncapped_agent_or_many(staff_client: 
     for i in range(1, 12):
         make_persona(f"a{i}", "p")
     assert queries() == one
-    # A capped agent costs one statement (its counters and holds), not one per persona.
+    # Capped agents cost two statements (their counters, their holds), whatever their
+    # number or their personas'.
     agent_caps("a3", "daily_usd = 1.0\n")
     for slug in ("q1", "q2", "q3"):
         spend("a3", slug, USD // 10)
-    assert queries() == one + 1
+    capped = queries()
+    assert capped == one + 2
+    for i in range(4, 10):
+        agent_caps(f"a{i}", "daily_usd = 1.0\n")
+        spend(f"a{i}", "q", USD // 10)
+    assert queries() == capped
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_many_agents_read_at_once_match_the_check_s_read_of_each(zone: str) -> None:
+    """The banner's and the Spend page's batched read equals the check's per agent, with
+    counters in the agent's zone missing (charges made before its caps) or present."""
+    from budgets.reports.scopes import agent_budgets, agents_usage
+    from budgets.services.scopes import scope_budget, scope_usage
+    from personas.services.scopes import agent_scope
+
+    now = timezone.now()
+    spend("hermes", "coder", 2 * USD, input_tokens=100, output_tokens=20)
+    spend("hermes", "writer", None, input_tokens=7, output_tokens=0)
+    spend("atlas", "scout", 3 * USD)
+    for agent_id in ("hermes", "atlas", "idle"):
+        make_persona(agent_id, "p")
+        agent_caps(agent_id, f'daily_usd = 10.0\nmonthly_tokens = 5000\ntimezone = "{zone}"\n')
+    spend("hermes", "coder", USD, input_tokens=1, output_tokens=1)  # after the caps
+    budgets = agent_budgets()
+    batched = agents_usage(budgets, now)
+    for agent_id, _ in budgets:
+        one = scope_usage(agent_id, scope_budget(agent_scope(agent_id)), None, now)[0]
+        assert batched[agent_id] == one, agent_id
+    assert batched["hermes"].daily == 3 * USD
+    assert batched["hermes"].monthly_tokens == 129
+    assert batched["idle"].lifetime == 0

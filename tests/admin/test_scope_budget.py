@@ -388,3 +388,30 @@ def test_a_staff_account_that_may_only_view_an_agent_sees_its_caps_and_cannot_ch
     data = {"daily_usd": "1", "file_sha256": "", "_save": "Save"}
     assert client.post(AGENT_URL, data).status_code == 403
     assert agent_text() == before
+
+
+def test_the_audit_trail_links_agent_and_platform_changes_to_their_pages(
+    staff_client: Client, hermes: Agent
+) -> None:
+    staff_client.post(AGENT_URL, form_data(staff_client, AGENT_URL, daily_usd="4"))
+    staff_client.get("/admin/personas/platform/")
+    url = platform_url()
+    staff_client.post(url, form_data(staff_client, url, daily_usd="40"))
+    body = staff_client.get("/admin/personas/budgetchange/").content.decode()
+    assert f'<a href="{AGENT_URL}">agent hermes</a>' in body
+    assert '<a href="/admin/personas/platform/">platform</a>' in body
+
+
+def test_a_view_only_account_sees_a_persona_s_token_caps(
+    make_persona: Any, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    coder = make_persona("hermes", "coder", "daily_tokens = 50000\n")
+    viewer = django_user_model.objects.create_user("victor", password="x-long-pass", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_persona"))
+    client = Client()
+    client.force_login(viewer)
+    body = client.get(f"/admin/personas/persona/{coder.pk}/change/").content.decode()
+    budget = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body[body.index("hal0-budget") :]))
+    assert "Token caps: daily 50,000 tokens" in budget

@@ -203,9 +203,19 @@ def test_bench_quick_skip_http_writes_a_table_from_a_throwaway_database(
         "### Latency, p50 / p99",
         "### Priced check",
         "### Events and metrics on and off",
+        "### Spend report",
+        "### Caps at three scopes",
+        "### Runs: check and charge with a run_id",
         "### Scan baseline",
     ):
         assert table in text
+    assert "in-process check p50, caps at three scopes ÷ persona caps only ≤ 1.2" in text
+    assert "90-day spend report by day and model p50 ≤ 50 ms" in text
+    assert "the same report in Europe/Berlin p50 ≤ 50 ms" in text
+    assert "| Europe/Berlin days |" in text
+    # one statement a check with persona caps only, one more with the agent's and the
+    # platform's, counted at both sizes
+    assert text.count("| 1 → 2 |") == 2
     assert "in-process priced check p50 ÷ plain check p50 ≤ 1.2" in text
     assert "in-process charge p50 with events and metrics ÷ without ≤ 1.1" in text
     assert "| SQLite | 40 |" in text
@@ -270,3 +280,52 @@ def test_the_events_off_side_of_the_pair_writes_no_event_and_the_on_side_does(
     assert not Event.objects.exists()
     charge("r3")  # now over the cap, hook back on
     assert set(Event.objects.values_list("type", flat=True)) >= {"budget.warn"}
+
+
+def test_the_bench_switches_agent_and_platform_caps_through_the_one_writer(
+    bench_persona: Persona,
+) -> None:
+    from budgets.bench import inprocess
+    from budgets.bench.scopes import set_scope_caps
+    from personas.models import BudgetChange
+
+    def statements() -> int:
+        def check() -> object:
+            return inprocess.check(bench_persona.agent_id, bench_persona.slug)
+
+        # The first checks build the counters and take in the files' new signatures, as
+        # the bench's warm-up calls after each switch do.
+        check()
+        check()
+        return inprocess.statements(check)
+
+    assert statements() == 1
+    set_scope_caps(bench_persona.agent_id, on=True)
+    assert statements() == 2  # the agent's and the platform's spend, one statement
+    set_scope_caps(bench_persona.agent_id, on=False)
+    assert statements() == 1
+    audited = BudgetChange.objects.filter(actor="bench", scope__in=["agent", "platform"])
+    assert audited.count() == 4
+
+
+def test_the_run_pairs_charge_the_run_and_the_persona_alike(
+    bench_persona: Persona, django_capture_on_commit_callbacks: Committing
+) -> None:
+    from budgets.bench import inprocess
+    from budgets.bench.scopes import setup_run
+    from budgets.runs.services import run_get
+
+    run_id = setup_run(bench_persona.agent_id, bench_persona.slug)
+    with django_capture_on_commit_callbacks(execute=True):
+        timings = inprocess.run_pairs(bench_persona.agent_id, bench_persona.slug, run_id, 3)
+
+    assert {name: len(series) for name, series in timings.items()} == {
+        "check": 3,
+        "check_run": 3,
+        "charge": 3,
+        "charge_run": 3,
+    }
+    calls = inprocess.WARMUP + 3
+    assert Charge.objects.filter(persona=bench_persona).count() == 2 * calls
+    run = run_get(persona=bench_persona, run_id=run_id)
+    assert run["spent"]["usd"] == usd_number(calls * inprocess.COST)

@@ -81,5 +81,9 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     """Save a screenshot under test-artifacts/ (gitignored) and return its path."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
+    if full_page:
+        # Scrolled to the end, so that a sticky bar (the persona page's Save row) is drawn
+        # where it belongs in the page, not over the fields at the first screen's bottom.
+        page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
     page.screenshot(path=str(path), full_page=full_page)
     return path

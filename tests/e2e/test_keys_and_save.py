@@ -10,7 +10,7 @@ from django.urls import reverse
 from playwright.sync_api import Browser
 
 from budgets.models import ApiKey
-from tests.e2e.test_accessibility import PHONE, login
+from tests.e2e.test_accessibility import AXE, PHONE, axe_violations, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -47,6 +47,10 @@ def test_revoking_a_key_asks_first(browser: Browser, live_server: Any, operator:
     page.wait_for_selector("#hal0-revoke-confirm")
     assert key.prefix in page.locator("#hal0-revoke-keys").inner_text()
     assert ApiKey.objects.is_valid(raw)  # asked, not yet done
+    # The confirmation is an admin page too: axe-clean (axe-core vendored by make setup).
+    assert AXE.exists()
+    bad = [v for v in axe_violations(page) if v["impact"] in ("critical", "serious")]
+    assert bad == []
     page.click("#hal0-revoke-confirm")
     page.wait_for_selector(".messagelist")
     assert "Revoked 1 key" in page.locator(".messagelist").inner_text()

@@ -157,7 +157,7 @@ def test_an_operator_changes_a_cap_and_sees_the_file_and_the_gauge(
     page.click("nav.hal0-nav >> text=Personas")
     page.click("a:text-is('hermes/coder')")
     expect(page.locator("#id_daily_usd")).to_have_attribute("placeholder", "no cap")
-    expect(page.locator('[data-window="daily"]')).to_contain_text("No cap set")
+    expect(page.locator('.hal0-card[data-window="daily"]')).to_contain_text("No cap set")
     # Beside each cap field a note says what the value means, as the operator types.
     note = page.locator(".field-daily_usd .hal0-capnote")
     expect(note).to_have_text("no cap: never limited")
@@ -182,7 +182,7 @@ def test_an_operator_changes_a_cap_and_sees_the_file_and_the_gauge(
     change = BudgetChange.objects.get(persona=coder, via="admin")
     assert change.actor == "user:olivia"
 
-    daily = page.locator('[data-window="daily"]')
+    daily = page.locator('.hal0-card[data-window="daily"]')
     expect(daily).to_have_attribute("data-status", "ok")
     expect(daily).to_contain_text("of $2.00")
 
