@@ -2,15 +2,15 @@
 scope and window, and the webhook backlog. Nothing is kept in process memory, so it does
 not matter which gunicorn worker answers the scrape.
 
-Cost: four queries whatever the number of personas (personas; their current window
-counters; active holds grouped by persona; deliveries grouped by state, and attempts by
-outcome), then a pass in Python. docs/alerts.md gives the figures for 1,000 personas.
+Cost: a fixed number of queries whatever the number of personas and agents (personas,
+agents, the platform, their current window counters, active holds grouped by persona;
+deliveries grouped by state, attempts by outcome, the oldest pending), then a pass in
+Python. docs/alerts.md gives the figures for 1,000 personas.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from budgets.events.models import Delivery, DeliveryAttempt
 from budgets.models import Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, windows_at
-from personas.models import Persona
+from personas.models import Agent, Persona, Platform
 
 WINDOWS = (("daily", "day"), ("monthly", "month"), ("lifetime", "lifetime"))
 LABELS = ["scope", "agent", "persona", "window"]
@@ -35,26 +35,32 @@ def _usd(nanos: int) -> float:
     return nanos / 1e9
 
 
+CapRow = tuple[str, int | None, int | None, int | None]  # timezone, daily, monthly, lifetime
+
+
 def spend_gauges(now: dt.datetime) -> dict[str, dict[Key, int]]:
     """{"spent"|"cap"|"held": {(scope, agent, persona, window): nano-USD}}.
 
     Persona rows come from the window counters of each persona's current day and month
-    (cut in its own timezone) and lifetime; agent and platform rows sum their personas.
-    A window without a counter has had no charge in it since the counter's start and is
-    left out rather than shown as a made-up zero.
+    (cut in its own timezone) and lifetime. An agent's and the platform's spend is the sum
+    of their personas' counters of the scope's own current day and month, cut in the
+    scope's timezone as its caps are (the charge service keeps counters in that zone while
+    the scope caps a window; where it is the personas' zone, they are the same counters);
+    their caps are their last loaded budget blocks (agent.toml, platform.toml). A window
+    without a counter has had no charge in it since the counter's start and is left out
+    rather than shown as a made-up zero.
+
+    Five queries whatever the number of personas and agents: personas, agents, the
+    platform, the current counters, the active holds.
     """
-    personas = list(
-        Persona.objects.values_list(
-            "pk",
-            "agent_id",
-            "slug",
-            "timezone",
-            "daily_cap_nanos",
-            "monthly_cap_nanos",
-            "lifetime_cap_nanos",
-        )
-    )
+    columns = ("timezone", "daily_cap_nanos", "monthly_cap_nanos", "lifetime_cap_nanos")
+    personas = list(Persona.objects.values_list("pk", "agent_id", "slug", *columns))
+    agents: dict[str, CapRow] = {
+        row[0]: row[1:] for row in Agent.objects.values_list("id", *columns)
+    }
+    platform: CapRow = Platform.objects.values_list(*columns).first() or ("", None, None, None)
     zones = {p[3] or "UTC" for p in personas}
+    zones |= {a[0] or "UTC" for a in agents.values()} | {platform[0] or "UTC"}
     current = {tz: windows_at(tz, now) for tz in zones}
     match = Q(window=SpendCounter.Window.LIFETIME, tz="", start=LIFETIME_START)
     for tz, w in current.items():
@@ -72,32 +78,47 @@ def spend_gauges(now: dt.datetime) -> dict[str, dict[Key, int]]:
         .annotate(total=Sum("amount_nanos"))
         .values_list("persona_id", "total")
     )
-    out: dict[str, dict[Key, int]] = {"spent": {}, "cap": {}, "held": {}}
-    totals: dict[str, dict[Key, int]] = {"spent": defaultdict(int), "held": defaultdict(int)}
-    for pk, agent_id, slug, tz, daily, monthly, lifetime in personas:
+
+    def starts(tz: str) -> dict[str, tuple[str, str, dt.date]]:
+        """window -> the counter key (window, tz, start) of the current window in ``tz``."""
         w = current[tz or "UTC"]
-        caps: dict[str, int | None] = {"daily": daily, "monthly": monthly, "lifetime": lifetime}
-        starts = {
+        return {
             "daily": (SpendCounter.Window.DAY, tz or "UTC", w.day),
             "monthly": (SpendCounter.Window.MONTH, tz or "UTC", w.month),
             "lifetime": (SpendCounter.Window.LIFETIME, "", LIFETIME_START),
         }
+
+    def caps_of(row: CapRow) -> dict[str, int | None]:
+        return {"daily": row[1], "monthly": row[2], "lifetime": row[3]}
+
+    out: dict[str, dict[Key, int]] = {"spent": {}, "cap": {}, "held": {}}
+    platform_starts = starts(platform[0])
+    agent_starts = {agent_id: starts(row[0]) for agent_id, row in agents.items()}
+    for pk, agent_id, slug, tz, *caps in personas:
+        own = starts(tz)
+        scopes: list[tuple[Key, dict[str, tuple[str, str, dt.date]]]] = [
+            (("persona", agent_id, slug, ""), own),
+            (("agent", agent_id, "", ""), agent_starts.get(agent_id, own)),
+            (("platform", "", "", ""), platform_starts),
+        ]
         for window, _ in WINDOWS:
-            key: Key = ("persona", agent_id, slug, window)
-            spent = counters.get((pk, *starts[window]))
-            if spent is not None:
-                out["spent"][key] = spent
-                totals["spent"][("agent", agent_id, "", window)] += spent
-                totals["spent"][("platform", "", "", window)] += spent
-            cap = caps[window]
+            for (kind, agent, persona, _), keys in scopes:
+                key: Key = (kind, agent, persona, window)
+                spent = counters.get((pk, *keys[window]))
+                if spent is not None:
+                    out["spent"][key] = out["spent"].get(key, 0) + spent
+                if pk in held:
+                    out["held"][key] = out["held"].get(key, 0) + int(held[pk])
+            cap = caps_of((tz, *caps))[window]
             if cap is not None:
-                out["cap"][key] = cap
-            if pk in held:
-                out["held"][key] = int(held[pk])
-                totals["held"][("agent", agent_id, "", window)] += int(held[pk])
-                totals["held"][("platform", "", "", window)] += int(held[pk])
-    for name in ("spent", "held"):
-        out[name].update(totals[name])
+                out["cap"][("persona", agent_id, slug, window)] = cap
+    for agent_id, row in agents.items():
+        for window, cap in caps_of(row).items():
+            if cap is not None:
+                out["cap"][("agent", agent_id, "", window)] = cap
+    for window, cap in caps_of(platform).items():
+        if cap is not None:
+            out["cap"][("platform", "", "", window)] = cap
     return out
 
 

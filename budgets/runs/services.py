@@ -83,10 +83,17 @@ def elapsed_seconds(run: Run, now: dt.datetime) -> float:
 
 def held_of(run: Run, now: dt.datetime) -> int:
     """Active, unexpired holds taken for this run: they count as spent for its checks."""
-    total = Hold.objects.filter(run=run, state=Hold.State.ACTIVE, expires_at__gt=now).aggregate(
-        total=Sum("amount_nanos")
-    )["total"]
-    return int(total or 0)
+    return holds_of(run, now)[0]
+
+
+def holds_of(run: Run, now: dt.datetime) -> tuple[int, int]:
+    """(nano-USD, tokens) of the run's active, unexpired holds, in one query: a hold
+    reserves its token estimate against the run's token budget as its USD against the
+    USD budget."""
+    sums = Hold.objects.filter(run=run, state=Hold.State.ACTIVE, expires_at__gt=now).aggregate(
+        nanos=Sum("amount_nanos"), tokens=Sum("amount_tokens")
+    )
+    return int(sums["nanos"] or 0), int(sums["tokens"] or 0)
 
 
 def _seconds_number(value: float) -> float | int:
@@ -392,6 +399,7 @@ def run_close(
 def run_scope(run: Run, now: dt.datetime, *, held: int | None = None) -> rules.RunScope:
     """The rules' view of a run at ``now``."""
     exhausted = run.exhausted_limit if run.state == Run.State.NEEDS_BUDGET else ""
+    held_nanos, held_tokens = holds_of(run, now) if held is None else (held, 0)
     return rules.RunScope(
         usd=run.budget_nanos,
         tokens=run.budget_tokens,
@@ -400,7 +408,8 @@ def run_scope(run: Run, now: dt.datetime, *, held: int | None = None) -> rules.R
         spent=run.spent_nanos,
         spent_tokens=run.spent_tokens,
         elapsed=elapsed_seconds(run, now),
-        held=held_of(run, now) if held is None else held,
+        held=held_nanos,
+        held_tokens=held_tokens,
         exhausted=exhausted or None,
     )
 

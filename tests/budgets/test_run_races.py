@@ -86,3 +86,42 @@ def test_24_read_only_checks_refused_at_once_exhaust_the_run_once(run: Run) -> N
     assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1
     assert Event.objects.filter(type="run.exhausted").count() == 1
     assert Run.objects.get(pk=run.pk).state == Run.State.NEEDS_BUDGET
+
+
+@pytest.mark.django_db(transaction=True)
+def test_24_clients_reserving_tokens_in_one_run_never_exceed_its_token_budget(
+    make_persona: Callable[..., Any],
+) -> None:
+    persona: Persona = make_persona(persona_id="racer", budget_toml="")
+    run_create(persona=persona, run_id="tokens", budget=RunBudget(tokens=1000))
+    allowed: list[int] = []
+
+    def client(n: int) -> None:
+        for attempt in range(2):
+            me = Persona.objects.get(pk=persona.pk)
+            result = budget_check(
+                persona=me, estimate_nanos=0, estimate_tokens=100, reserve=True, run_id="tokens"
+            )
+            if not result["allowed"]:
+                assert (result["scope"], result["limit"]) == ("run", "run_tokens")
+                continue
+            allowed.append(n)
+            budget_charge(
+                persona=me,
+                surface="race",
+                model="m",
+                cost_nanos=0,
+                request_id=f"t{n}-{attempt}",
+                hold_id=result["hold"]["id"],
+                input_tokens=60,
+                output_tokens=40,
+                run_id="tokens",
+            )
+
+    assert run_clients(CLIENTS, client) == []
+
+    # 48 reservations of 100 tokens against 1,000: exactly ten fit (holds count).
+    assert len(allowed) == 10
+    run = Run.objects.get(run_id="tokens")
+    assert run.spent_tokens == 1000
+    assert RunCheckpoint.objects.filter(run=run, kind="exhausted").count() == 1

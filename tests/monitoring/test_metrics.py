@@ -115,6 +115,72 @@ def test_spend_gauges_per_persona_agent_and_platform(
     assert value(m, "hal0_held_usd", **platform, window="daily") == 0.1
 
 
+def test_agent_and_platform_caps_and_spend_in_their_own_timezones(
+    api_client: APIClient, make_persona: Any, data_dir: Any
+) -> None:
+    import datetime as dt
+
+    from budgets.monitoring.collectors import spend_gauges
+    from budgets.services import budget_charge
+    from hal0.money import to_nanos
+
+    coder = make_persona(persona_id="coder", budget_toml="")
+    writer = make_persona(persona_id="writer", budget_toml="")
+    other = make_persona("other", "x", "")
+    (data_dir / "agents" / "hermes" / "agent.toml").write_text(
+        '[agent.budget]\ndaily_usd = 20.0\nmonthly_usd = 100\ntimezone = "Pacific/Kiritimati"\n'
+    )
+    (data_dir / "platform.toml").write_text("[platform.budget]\nmonthly_usd = 500.0\n")
+    # At UTC+14 the agent's 11 March begins at 10:00 UTC on 10 March: the 05:00 charge is
+    # in the personas' (UTC) day but in the agent's previous one.
+    at = dt.datetime(2026, 3, 10, 5, 0, tzinfo=dt.UTC)
+    for persona, cost, hour in ((coder, 1.0, 5), (writer, 2.0, 11), (other, 4.0, 11)):
+        budget_charge(
+            persona=persona,
+            surface="s",
+            model="m",
+            cost_nanos=to_nanos(cost),
+            request_id=f"r-{persona.slug}",
+            now=at.replace(hour=hour),
+        )
+    g = spend_gauges(at.replace(hour=16))
+    usd = {name: {k: v / 1e9 for k, v in values.items()} for name, values in g.items()}
+    assert usd["cap"][("agent", "hermes", "", "daily")] == 20.0
+    assert usd["cap"][("agent", "hermes", "", "monthly")] == 100.0
+    assert ("agent", "hermes", "", "lifetime") not in usd["cap"]  # no cap: no series
+    assert usd["cap"][("platform", "", "", "monthly")] == 500.0
+    assert ("platform", "", "", "daily") not in usd["cap"]
+    assert usd["spent"][("agent", "hermes", "", "daily")] == 2.0  # the agent's own day
+    assert usd["spent"][("persona", "hermes", "coder", "daily")] == 1.0
+    assert usd["spent"][("platform", "", "", "daily")] == 7.0  # UTC
+    assert usd["spent"][("agent", "hermes", "", "lifetime")] == 3.0
+    assert usd["spent"][("agent", "other", "", "daily")] == 4.0
+    # And over HTTP, the agent's caps are series like the personas'.
+    m = scrape(api_client)
+    agent = {"scope": "agent", "agent": "hermes", "persona": ""}
+    assert value(m, "hal0_cap_usd", **agent, window="daily") == 20.0
+    assert value(m, "hal0_spent_usd", **agent, window="lifetime") == 3.0
+
+
+def test_a_scrape_costs_the_same_queries_for_one_agent_or_many(
+    api_client: APIClient, make_persona: Any, data_dir: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            scrape(api_client)
+        return len(captured)
+
+    make_persona("a0", "p", "daily_usd = 1.0\n")
+    one = queries()
+    for i in range(1, 6):
+        make_persona(f"a{i}", "p", "daily_usd = 1.0\n")
+        (data_dir / "agents" / f"a{i}" / "agent.toml").write_text("[agent.budget]\ndaily_usd = 5\n")
+    assert queries() == one
+
+
 @pytest.mark.usefixtures("db")
 def test_the_webhook_backlog_is_exported(api_client: APIClient) -> None:
     m = scrape(api_client)
