@@ -29,7 +29,7 @@ from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import LEDGER_MAX_NANOS, usd_number
 from hal0.text import unprintable
-from personas.models import Persona
+from personas.models import Agent, Persona
 from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
@@ -183,9 +183,8 @@ def budget_check_by_id(
     """``budget_check`` for the persona with these ids, as the API asks it.
 
     Same answers and errors as ``find_persona`` then ``budget_check``; without
-    ``reserve`` the persona and its spend are read in one query (one round trip on
-    PostgreSQL instead of two), plus one for the agent's and the platform's spend when
-    either has a window cap.
+    ``reserve`` the persona, its spend and the agent's and the platform's spend (when
+    either has a window cap) are read in one statement.
     """
     now = now or timezone.now()
     if reserve:
@@ -201,11 +200,28 @@ def budget_check_by_id(
             key=key,
             run_id=run_id,
         )
-    persona, spend = find_persona_with_spend(agent_id, persona_id, now)
+    # The agent's and the platform's caps come from their files (a stat each while they
+    # are unchanged), so their spend rides along the persona's statement: one statement
+    # for a check at three scopes, as for persona caps alone.
+    try:
+        above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = scopes.budgets_above(agent_id)
+    except Agent.DoesNotExist:
+        above = None  # find_persona's 404 below says so, in its order
+    read = None if above is None else scopes.usage_read(agent_id, *above, now)
+    persona, spend, more = find_persona_with_spend(agent_id, persona_id, now, read)
     _require_caps(persona)
     estimate = rules.Estimate(nanos=estimate_nanos, tokens=estimate_tokens)
+    usage = None if read is None or more is None else read.usage(more)
     return _check(
-        persona, estimate, now, reserve=False, spend_held=spend, actor=actor, run_id=run_id
+        persona,
+        estimate,
+        now,
+        reserve=False,
+        spend_held=spend,
+        actor=actor,
+        run_id=run_id,
+        above=above,
+        usage=usage,
     )
 
 
@@ -215,19 +231,22 @@ def check_scopes(
     held: Held,
     now: dt.datetime,
     above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None,
+    usage: tuple[rules.Usage | None, rules.Usage | None] | None = None,
 ) -> list[rules.Scope]:
     """The scopes of a persona's check in evaluation order: persona, agent, platform.
 
     The agent's and the platform's spend is read (one statement for both) only for a
     scope with a window cap; without one its usage does not matter to any rule.
+    ``usage``: already read for these ``above`` (``scopes.usage_read``), no statement.
     """
     agent, platform = above or scopes.budgets_above(persona.agent_id)
-    usage = scopes.scope_usage(
-        persona.agent_id,
-        agent if agent.has_window_caps else None,
-        platform if platform.has_window_caps else None,
-        now,
-    )
+    if usage is None:
+        usage = scopes.scope_usage(
+            persona.agent_id,
+            agent if agent.has_window_caps else None,
+            platform if platform.has_window_caps else None,
+            now,
+        )
     spec = budget_spec_from_persona(persona)
     return [
         persona_scope(spec, spend, held),
@@ -248,6 +267,7 @@ def _check(
     key: idempotent.ReserveKey | None = None,
     run_id: str | None = None,
     above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None,
+    usage: tuple[rules.Usage | None, rules.Usage | None] | None = None,
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
@@ -257,7 +277,9 @@ def _check(
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held
     above = above or scopes.budgets_above(persona.agent_id)
-    verdict = rules.decide(check_scopes(persona, spend, held, now, above), estimate, run=run_scope)
+    verdict = rules.decide(
+        check_scopes(persona, spend, held, now, above, usage), estimate, run=run_scope
+    )
     if not verdict.allowed:
         zones: dict[str, str] = {b.kind: b.timezone for b in above}
         events.after_refused_check(persona=persona, verdict=verdict, now=now, zones=zones)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum, Value
@@ -303,45 +303,76 @@ def _remember_zone(persona: Persona) -> Persona:
     return persona
 
 
-@lru_cache(maxsize=4)
-def _persona_and_spend_sql(vendor: str) -> str:
+@lru_cache(maxsize=16)
+def _persona_and_spend_sql(vendor: str, extra_columns: str = "", extra_joins: str = "") -> str:
     qn = connection.ops.quote_name
     columns, table, _ = hot_persona_query()
     owner = f"p.{qn('id')}"
+    more = f", {extra_columns}" if extra_columns else ""
     return (
-        f"SELECT {columns}, {_counter_columns()}, {_held_columns(owner)} "  # noqa: S608
-        f"FROM {table} p {_counter_joins(owner)} "
+        f"SELECT {columns}, {_counter_columns()}, {_held_columns(owner)}{more} "  # noqa: S608
+        f"FROM {table} p {_counter_joins(owner)} {extra_joins} "
         f"WHERE p.{qn('agent_id')} = %s AND p.{qn('slug')} = %s"
     )
 
 
+# The 11 columns of the persona's counters and holds after its row's columns.
+_SPEND_WIDTH = 11
+
+
+class ExtraRead(Protocol):
+    """More columns for the same statement (``scopes.UsageRead``): CROSS JOINs of one-row
+    derived tables, their columns, and their placeholders' values."""
+
+    @property
+    def joins(self) -> str: ...
+    @property
+    def columns(self) -> str: ...
+    @property
+    def params(self) -> list[Any]: ...
+
+
 def find_persona_with_spend(
-    agent_id: str, persona_id: str, now: dt.datetime
-) -> tuple[Persona, tuple[WindowSpend, Held] | None]:
-    """``find_persona`` and, in the same query, :func:`spend_and_held` at ``now``.
+    agent_id: str, persona_id: str, now: dt.datetime, extra: ExtraRead | None = None
+) -> tuple[Persona, tuple[WindowSpend, Held] | None, Sequence[Any] | None]:
+    """``find_persona`` and, in the same query, :func:`spend_and_held` at ``now`` (and
+    the columns of ``extra``: the agent's and the platform's spend, read in the same
+    statement rather than a second one).
 
     The read-only check's hot path: one round trip instead of two. The windows are cut
     before the row is read, in the zone this persona had last time (UTC the first time);
     when the row says otherwise, or a counter is missing, or the file changed, the spend
-    is ``None`` and the caller reads it the usual way. Errors (404s) are find_persona's.
+    is ``None`` and the caller reads it the usual way. ``extra``'s values are ``None``
+    when the row was not read (no file, no row): the caller reads them its usual way.
+    Errors (404s) are find_persona's.
     """
     sig = persona_file_signature(agent_id, persona_id)
     if sig is None:
-        return _remember_zone(find_persona(agent_id, persona_id)), None
+        return _remember_zone(find_persona(agent_id, persona_id)), None, None
     guess = _ZONE_GUESS.get((agent_id, persona_id), "UTC")
     w = windows_at(guess, now)
-    params = [*_held_params(now), *_counter_params(w), agent_id, persona_id]
+    params = [*_held_params(now), *_counter_params(w)]
+    if extra is not None:
+        params += extra.params
+        sql = _persona_and_spend_sql(connection.vendor, extra.columns, extra.joins)
+    else:
+        sql = _persona_and_spend_sql(connection.vendor)
+    params += [agent_id, persona_id]
     with connection.cursor() as cursor:
-        cursor.execute(_persona_and_spend_sql(connection.vendor), params)
+        cursor.execute(sql, params)
         values = cursor.fetchone()
+    if values is None:
+        return _remember_zone(find_persona(agent_id, persona_id)), None, None
     _, _, width = hot_persona_query()
-    if values is None or not hot_row_is_current(values[:width], sig):
-        return _remember_zone(find_persona(agent_id, persona_id)), None
+    # The agent's and the platform's sums do not depend on this persona's row or zone.
+    more = values[width + _SPEND_WIDTH :] if extra is not None else None
+    if not hot_row_is_current(values[:width], sig):
+        return _remember_zone(find_persona(agent_id, persona_id)), None, more
     persona = persona_from_hot_row(values[:width])
     if persona.effective_timezone != guess:
-        return _remember_zone(persona), None
+        return _remember_zone(persona), None, more
     # None: a counter to rebuild, which spend_and_held does.
-    return persona, _spend_of_row(values[width:])
+    return persona, _spend_of_row(values[width : width + _SPEND_WIDTH]), more
 
 
 def bump(persona: Persona, charges: Iterable[Charge], *, zones: Iterable[str] = ()) -> None:

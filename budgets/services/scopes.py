@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -211,8 +212,8 @@ def _lock_sql(vendor: str, kind: Kind) -> str:
 # Spend and holds of a scope: one statement for both scopes
 
 
-@lru_cache(maxsize=8)
-def _spend_sql(vendor: str, agent: bool, platform: bool) -> str:
+@lru_cache(maxsize=16)
+def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -> str:
     """One row: per wanted scope, day/month/lifetime spend and tokens, then held nanos and
     tokens. Only quoted constant identifiers are formatted in; values are parameters."""
     qn = connection.ops.quote_name
@@ -269,7 +270,17 @@ def _spend_sql(vendor: str, agent: bool, platform: bool) -> str:
         parts += [f"{spend(True)} a", f"{held(True)} ah"]
     if platform:
         parts += [f"{spend(False)} t", f"{held(False)} th"]
+    if joined:
+        # To ride along another one-row statement (``find_persona_with_spend``): its FROM
+        # gets these as CROSS JOINs, its SELECT list their columns after its own.
+        return " ".join(f"CROSS JOIN {part}" for part in parts)
     return f"SELECT * FROM {', '.join(parts)}"  # noqa: S608
+
+
+def _scope_aliases(agent: bool, platform: bool) -> str:
+    """The columns of ``_spend_sql(..., joined=True)``, in the standalone order."""
+    aliases = (["a", "ah"] if agent else []) + (["t", "th"] if platform else [])
+    return ", ".join(f"{alias}.*" for alias in aliases)
 
 
 def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
@@ -296,33 +307,28 @@ def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[An
     return out + held
 
 
-def scope_usage(
-    agent_id: str,
-    agent: ScopeBudget | None,
-    platform: ScopeBudget | None,
-    now: dt.datetime,
-) -> tuple[rules.Usage | None, rules.Usage | None]:
-    """The agent's and the platform's spend and holds (``None`` for a scope not asked
-    for), in one statement; none at all when neither is asked for."""
-    if agent is None and platform is None:
-        return None, None
+def _usage_params(
+    agent_id: str, agent: ScopeBudget | None, platform: ScopeBudget | None, now: dt.datetime
+) -> list[Any]:
     params: list[Any] = []
     if agent is not None:
         params += _spend_params(windows_at(agent.timezone, now), agent_id, now)
     if platform is not None:
         params += _spend_params(windows_at(platform.timezone, now), None, now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _spend_sql(connection.vendor, agent is not None, platform is not None), params
-        )
-        values = [int(v) for v in cursor.fetchone()]
+    return params
+
+
+def _usage_of_values(
+    values: Sequence[Any], agent: ScopeBudget | None, platform: ScopeBudget | None
+) -> tuple[rules.Usage | None, rules.Usage | None]:
+    ints = [int(v) for v in values]
     found: list[rules.Usage | None] = []
     for wanted in (agent, platform):
         if wanted is None:
             found.append(None)
             continue
-        ds, dt_, ms, mt, ls, lt, hn, ht = values[:8]
-        values = values[8:]
+        ds, dt_, ms, mt, ls, lt, hn, ht = ints[:8]
+        ints = ints[8:]
         found.append(
             rules.Usage(
                 daily=ds,
@@ -336,6 +342,62 @@ def scope_usage(
             )
         )
     return found[0], found[1]
+
+
+def scope_usage(
+    agent_id: str,
+    agent: ScopeBudget | None,
+    platform: ScopeBudget | None,
+    now: dt.datetime,
+) -> tuple[rules.Usage | None, rules.Usage | None]:
+    """The agent's and the platform's spend and holds (``None`` for a scope not asked
+    for), in one statement; none at all when neither is asked for."""
+    if agent is None and platform is None:
+        return None, None
+    params = _usage_params(agent_id, agent, platform, now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _spend_sql(connection.vendor, agent is not None, platform is not None), params
+        )
+        values = cursor.fetchone()
+    return _usage_of_values(values, agent, platform)
+
+
+@dataclass(frozen=True)
+class UsageRead:
+    """The agent's and the platform's part of a check's one statement: CROSS JOINs and
+    their columns for another one-row query (``counters.find_persona_with_spend``), and
+    how to read them back. Built only for scopes whose spend matters (a window cap)."""
+
+    agent_id: str
+    agent: ScopeBudget | None
+    platform: ScopeBudget | None
+    joins: str
+    columns: str
+    params: list[Any]
+
+    def usage(self, values: Sequence[Any]) -> tuple[rules.Usage | None, rules.Usage | None]:
+        return _usage_of_values(values, self.agent, self.platform)
+
+
+def usage_read(
+    agent_id: str, agent: ScopeBudget, platform: ScopeBudget, now: dt.datetime
+) -> UsageRead | None:
+    """What ``check_scopes`` would read for these scopes, to be folded into the persona's
+    statement; ``None`` when neither scope has a window cap (nothing to read)."""
+    wanted_agent = agent if agent.has_window_caps else None
+    wanted_platform = platform if platform.has_window_caps else None
+    if wanted_agent is None and wanted_platform is None:
+        return None
+    a, t = wanted_agent is not None, wanted_platform is not None
+    return UsageRead(
+        agent_id=agent_id,
+        agent=wanted_agent,
+        platform=wanted_platform,
+        joins=_spend_sql(connection.vendor, a, t, joined=True),
+        columns=_scope_aliases(a, t),
+        params=_usage_params(agent_id, wanted_agent, wanted_platform, now),
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -213,9 +213,9 @@ def test_bench_quick_skip_http_writes_a_table_from_a_throwaway_database(
     assert "90-day spend report by day and model p50 ≤ 50 ms" in text
     assert "the same report in Europe/Berlin p50 ≤ 50 ms" in text
     assert "| Europe/Berlin days |" in text
-    # one statement a check with persona caps only, one more with the agent's and the
-    # platform's, counted at both sizes
-    assert text.count("| 1 → 2 |") == 2
+    # one statement a check with persona caps only, and still one with the agent's and
+    # the platform's (their spend rides along), counted at both sizes
+    assert text.count("| 1 → 1 |") == 2
     assert "in-process priced check p50 ÷ plain check p50 ≤ 1.2" in text
     assert "in-process charge p50 with events and metrics ÷ without ≤ 1.1" in text
     assert "| SQLite | 40 |" in text
@@ -287,6 +287,7 @@ def test_the_bench_switches_agent_and_platform_caps_through_the_one_writer(
 ) -> None:
     from budgets.bench import inprocess
     from budgets.bench.scopes import set_scope_caps
+    from budgets.services.scopes import budgets_above
     from personas.models import BudgetChange
 
     def statements() -> int:
@@ -299,11 +300,15 @@ def test_the_bench_switches_agent_and_platform_caps_through_the_one_writer(
         check()
         return inprocess.statements(check)
 
-    assert statements() == 1
+    def capped() -> list[bool]:
+        return [b.has_window_caps for b in budgets_above(bench_persona.agent_id)]
+
+    assert (statements(), capped()) == (1, [False, False])
     set_scope_caps(bench_persona.agent_id, on=True)
-    assert statements() == 2  # the agent's and the platform's spend, one statement
+    # The agent's and the platform's spend ride along the persona's one statement.
+    assert (statements(), capped()) == (1, [True, True])
     set_scope_caps(bench_persona.agent_id, on=False)
-    assert statements() == 1
+    assert (statements(), capped()) == (1, [False, False])
     audited = BudgetChange.objects.filter(actor="bench", scope__in=["agent", "platform"])
     assert audited.count() == 4
 
