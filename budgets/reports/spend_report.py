@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, DateField, F, Func, Q, Sum, Value, When
 
 from budgets.models import Charge, SpendDailyRollup, SpendRollup
@@ -401,7 +401,12 @@ def _report_rows(
     select = ", ".join([*(qn(k) for k in keys), sums])
     group = f" GROUP BY {', '.join(qn(k) for k in keys)}" if keys else ""
     sql = f"{with_moved}SELECT {select} FROM ({' UNION ALL '.join(sqls)}) parts{group}"  # noqa: S608
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # PostgreSQL plans the moved hours' CTE in parallel at a million charges: its
+            # workers took 8-40 ms to start on a busy 2-core machine, for parts that run
+            # in 3 ms (docs/benchmarks.md, "Spend report").
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     out: Rows = []
