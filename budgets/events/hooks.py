@@ -19,8 +19,8 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from budgets import rules
-from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds
-from budgets.events.outbox import BUDGET_CHANGED, record_event
+from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds, seen
+from budgets.events.outbox import BUDGET_CHANGED, BUDGET_EXCEEDED, BUDGET_WARN, record_event
 from budgets.monitoring import metrics
 from budgets.services.counters import WindowSpend, window_spend
 from budgets.services.windows import LIFETIME_START, Windows, windows_at
@@ -116,6 +116,20 @@ def after_charge(
 
     status = rules.scope_status(persona_scope(spec, after, 0))
     after_charge_statuses(persona=persona, statuses=[(status, w), *above], now=now)
+
+
+def announced(kind: str, agent_id: str, w: Windows, capped: tuple[str, ...]) -> bool:
+    """Whether this process knows both ``budget.warn`` and ``budget.exceeded`` of every
+    capped USD window of the agent (or the platform) at ``w`` are written: then a charge
+    has nothing left to announce there and skips reading the scope (see
+    ``scopes.statuses_after_charge``). Keys enter the memo only after their commit."""
+    starts = _starts(w)
+    name = agent_id if kind == "agent" else ""
+    return all(
+        (event_type, kind, name, "", window, starts[window][0]) in seen
+        for window in capped
+        for event_type in (BUDGET_WARN, BUDGET_EXCEEDED)
+    )
 
 
 def after_refused_check(
