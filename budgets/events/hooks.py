@@ -19,12 +19,12 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from budgets import rules
-from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds
-from budgets.events.outbox import BUDGET_CHANGED, record_event
+from budgets.events.emit import WindowReading, emit_blocked, emit_thresholds, seen
+from budgets.events.outbox import BUDGET_CHANGED, BUDGET_EXCEEDED, BUDGET_WARN, record_event
 from budgets.monitoring import metrics
 from budgets.services.counters import WindowSpend, window_spend
 from budgets.services.windows import LIFETIME_START, Windows, windows_at
-from personas.models import BudgetChange, Persona
+from personas.models import Agent, BudgetChange, Persona, Platform
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
 
 
@@ -118,6 +118,20 @@ def after_charge(
     after_charge_statuses(persona=persona, statuses=[(status, w), *above], now=now)
 
 
+def announced(kind: str, agent_id: str, w: Windows, capped: tuple[str, ...]) -> bool:
+    """Whether this process knows both ``budget.warn`` and ``budget.exceeded`` of every
+    capped USD window of the agent (or the platform) at ``w`` are written: then a charge
+    has nothing left to announce there and skips reading the scope (see
+    ``scopes.statuses_after_charge``). Keys enter the memo only after their commit."""
+    starts = _starts(w)
+    name = agent_id if kind == "agent" else ""
+    return all(
+        (event_type, kind, name, "", window, starts[window][0]) in seen
+        for window in capped
+        for event_type in (BUDGET_WARN, BUDGET_EXCEEDED)
+    )
+
+
 def after_refused_check(
     *,
     persona: Persona,
@@ -199,6 +213,41 @@ def on_budget_change(sender: Any, instance: BudgetChange, created: bool, **_: An
         spec = budget_spec_from_persona(persona)
         w = windows_at(persona.effective_timezone, now)
         emit_thresholds(persona_readings(persona, spec, w, window_spend(persona, w)), now=now)
+    else:
+        _scope_thresholds(kind, agent_id, now)
+
+
+def _scope_thresholds(kind: str, agent_id: str, now: dt.datetime) -> None:
+    """After an agent's or the platform's caps changed: warn / exceeded for the windows
+    the new caps put at or past a threshold, as a charge would (the same read, under the
+    same lock), in the writer's transaction."""
+    from budgets.services import scopes
+
+    row: Agent | Platform | None
+    if kind == "agent":
+        row = Agent.objects.filter(pk=agent_id).first()
+    else:
+        row = Platform.objects.filter(pk=Platform.ID).first()
+    if row is None:
+        return
+    changed = scopes.ScopeBudget(
+        kind="agent" if kind == "agent" else "platform",
+        spec=budget_spec_from_persona(row),
+        timezone=row.effective_timezone,
+        load_error=row.load_error,
+    )
+    uncapped = scopes.ScopeBudget(
+        kind="platform" if kind == "agent" else "agent",
+        spec=BudgetSpec(),
+        timezone="UTC",
+        load_error="",
+    )
+    pair = (changed, uncapped) if kind == "agent" else (uncapped, changed)
+    readings: list[WindowReading] = []
+    for status, w in scopes.statuses_after_charge(agent_id, *pair, now):
+        name = agent_id if kind == "agent" else ""
+        readings += scope_readings(status, agent_id=name, persona_id="", w=w)
+    emit_thresholds(readings, now=now)
 
 
 def connect() -> None:

@@ -553,7 +553,12 @@ def budget_charge(
         # After the counters count this charge: the agent's and the platform's statuses
         # (a lock and one statement, only for a scope with a USD window cap), then the
         # once-per-window alerts of all three scopes, in this transaction.
-        above_statuses = scopes.statuses_after_charge(row.agent_id, *above, now)
+        above_statuses = scopes.statuses_after_charge(
+            row.agent_id,
+            *above,
+            now,
+            settled=lambda kind, w, capped: events.announced(kind, row.agent_id, w, capped),
+        )
         events.after_charge(persona=row, spec=spec, w=w, after=after, now=now, above=above_statuses)
         if run is not None:
             runs.bump(run, spent, tokens)

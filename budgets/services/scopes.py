@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -405,11 +405,20 @@ def usage_read(
 
 
 def statuses_after_charge(
-    agent_id: str, agent: ScopeBudget, platform: ScopeBudget, now: dt.datetime
+    agent_id: str,
+    agent: ScopeBudget,
+    platform: ScopeBudget,
+    now: dt.datetime,
+    *,
+    settled: Callable[[Kind, Windows, tuple[str, ...]], bool] | None = None,
 ) -> list[tuple[rules.ScopeStatus, Windows]]:
     """The statuses the rules give the agent and the platform once this transaction's
     charge is counted, each with its windows (cut in its own zone); only for a scope that
     caps a USD window, so without one this costs no statement.
+
+    ``settled(kind, windows, capped)`` may say a scope has nothing left to announce (both
+    thresholds of every capped window already written): it is then left out, lock and
+    read included.
 
     Call it after the charge's counters are bumped. The lock is what makes a threshold
     alert certain under concurrency: without it, two charges of two personas (each under
@@ -420,15 +429,18 @@ def statuses_after_charge(
     all. It covers only this read and the event inserts, so charges of one scope queue
     for about two statements and a commit, not for the whole charge (docs/benchmarks.md).
     """
-    wanted = (agent if agent.alerts else None, platform if platform.alerts else None)
-    if wanted == (None, None):
-        return []
-    _lock_alerts(agent_id, [b.kind for b in wanted if b is not None])
     asked = [
         (budget, windows_at(budget.timezone, now), _capped_usd_windows(budget))
-        for budget in wanted
-        if budget is not None
+        for budget in (agent, platform)
+        if budget.alerts
     ]
+    if settled is not None:
+        # A scope whose every capped window has both its alerts written already (this
+        # process saw them commit) has nothing left to announce in these windows.
+        asked = [a for a in asked if not settled(a[0].kind, a[1], a[2])]
+    if not asked:
+        return []
+    _lock_alerts(agent_id, [budget.kind for budget, _, _ in asked])
     spent = iter(_usd_spent(agent_id, [(b.kind, w, names) for b, w, names in asked]))
     found = []
     for budget, w, names in asked:

@@ -233,3 +233,22 @@ def test_a_reserve_locks_the_agent_and_the_platform_only_when_they_cap_a_window(
         k for k in statements(reserve) if k in {"SELECT personas_agent", "SELECT personas_platform"}
     ]
     assert locks == (["SELECT personas_agent"] if connection.vendor == "postgresql" else [])
+
+
+def test_once_a_scope_past_its_cap_has_announced_both_alerts_its_charges_skip_the_read(
+    client: APIClient, data_dir: Any
+) -> None:
+    from budgets.events.emit import seen
+
+    seen.clear()  # as a fresh process
+    (data_dir / "agents" / "hermes" / "agent.toml").write_text(
+        "[agent.budget]\ndaily_usd = 0.01\nhard_cap = false\n"
+    )
+    charge(client, "over")  # 0.01 of 0.01: warn and exceeded, written and committed
+    kinds = statements(lambda: charge(client, "r-1"))
+    # Nothing left to announce in this window: no lock, no read of the agent's spend.
+    assert ALERTS_READ not in kinds
+    assert "SELECT" not in kinds
+    seen.clear()  # a process that has not seen them reads once more (and writes nothing)
+    assert ALERTS_READ in statements(lambda: charge(client, "r-2"))
+    seen.clear()

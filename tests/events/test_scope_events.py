@@ -331,3 +331,65 @@ def test_two_charges_that_cross_together_still_alert_when_each_reads_before_the_
 
     assert run_clients(2, client) == []
     assert events("agent") == [("budget.warn", "agent", "fleet", "")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_receives_each_scope_named_as_its_kind(
+    make_persona: MakePersona, data_dir: Path, receiver: Any
+) -> None:
+    """A real local receiver. An endpoint filtered to an agent gets that agent's and its
+    personas' events, and the platform's (which reach every endpoint, docs/alerts.md)."""
+    import json
+
+    from budgets.events.endpoints import add_endpoint
+    from tests.events.test_webhooks import drain
+
+    coder = make_persona("hermes", "coder", "daily_usd = 1.0\n")
+    everything, hermes_only = receiver(), receiver()
+    add_endpoint(url=everything.url, event_types=["budget.warn"])
+    add_endpoint(url=hermes_only.url, event_types=["budget.warn"], agent_id="hermes")
+    agent_caps(data_dir, "daily_usd = 1.0\n")
+    platform_caps(data_dir, "daily_usd = 1.0\n")
+    charge(coder, 0.85, dt.datetime.now(dt.UTC))
+    drain()
+    scopes = sorted(
+        (json.loads(r.body)["scope"] for r in everything.requests), key=lambda s: s["kind"]
+    )
+    assert scopes == [
+        {"kind": "agent", "agent": "hermes", "persona": None},
+        {"kind": "persona", "agent": "hermes", "persona": "coder"},
+        {"kind": "platform", "agent": None, "persona": None},
+    ]
+    kinds = sorted(json.loads(r.body)["scope"]["kind"] for r in hermes_only.requests)
+    assert kinds == ["agent", "persona", "platform"]
+
+
+def test_lowering_an_agents_or_the_platforms_cap_under_the_spend_alerts_at_once(
+    make_persona: MakePersona, data_dir: Path
+) -> None:
+    from personas.services import parse_budget_body
+    from personas.services.scopes import PLATFORM, agent_scope, write_scope_budget
+
+    coder = make_persona("hermes", "coder", "")
+    agent_caps(data_dir, "daily_usd = 10.0\n")
+    charge(coder, 0.5, dt.datetime.now(dt.UTC))
+    assert events() == []
+    write_scope_budget(
+        agent_scope("hermes"), parse_budget_body({"daily_usd": 0.4}), actor="ops", via="api"
+    )
+    assert [t for t, *_ in events("agent")] == ["budget.warn", "budget.exceeded"]
+    write_scope_budget(PLATFORM, parse_budget_body({"monthly_usd": 0.6}), actor="ops", via="cli")
+    assert [t for t, *_ in events("platform")] == ["budget.warn"]  # 0.5 of 0.6
+    rows = Event.objects.filter(scope_kind="platform").order_by("id")
+    assert [e.type for e in rows] == ["budget.changed", "budget.warn"]  # the change first
+
+
+def test_a_hand_edit_that_lowers_the_agents_cap_alerts_at_the_next_check(
+    make_persona: MakePersona, data_dir: Path
+) -> None:
+    coder = make_persona("hermes", "coder", "")
+    agent_caps(data_dir, "daily_usd = 10.0\n")
+    charge(coder, 0.5, dt.datetime.now(dt.UTC))
+    agent_caps(data_dir, "daily_usd = 0.5\n")
+    budget_check(persona=coder, estimate_nanos=0)  # sees the file, as any check does
+    assert [t for t, *_ in events("agent")] == ["budget.warn", "budget.exceeded"]
