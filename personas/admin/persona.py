@@ -14,18 +14,17 @@ from hal0.errors import ApiError
 from personas.admin.budget_form import (
     EMPTY_VS_ZERO,
     TIMEZONES,
-    TOKEN_BUDGET_KEYS,
     PersonaBudgetForm,
     fresh_persona,
-    token_text,
 )
-from personas.admin.display import budget_diff, caps_summary, spec_changes, usd_text
+from personas.admin.display import budget_diff, caps_summary, spec_changes
+from personas.admin.view_only import ViewOnlyBudgetMixin
 from personas.models import BudgetChange, Persona
 from personas.services import write_budget
 
 
 @admin.register(Persona)
-class PersonaAdmin(admin.ModelAdmin):
+class PersonaAdmin(ViewOnlyBudgetMixin, admin.ModelAdmin):
     form = PersonaBudgetForm
     list_display = ("__str__", "display_name", "caps", "enforcement", "file_state")
     list_filter = (("agent", admin.RelatedOnlyFieldListFilter), "hard_cap", "paused")
@@ -81,76 +80,6 @@ class PersonaAdmin(admin.ModelAdmin):
     @admin.display(description="caps")
     def caps(self, obj: Persona) -> str:
         return caps_summary(obj)
-
-    # What a staff account that may view personas but not change them sees in place of
-    # the form (the form's fields are not attributes of the row: they would read "None").
-    VIEW_ONLY_BUDGET = (
-        "daily_cap",
-        "monthly_cap",
-        "lifetime_cap",
-        "per_call_cap",
-        "token_caps",
-        "enforcement",
-        "warn_line",
-        "day_boundary",
-    )
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or self.has_change_permission(request, obj):
-            return fieldsets
-        budget = (
-            "Budget",
-            {
-                "classes": ("hal0-budget",),
-                "description": "Your account may see these caps but not change them.",
-                "fields": self.VIEW_ONLY_BUDGET,
-            },
-        )
-        return [budget, *fieldsets[1:]]
-
-    @staticmethod
-    def _cap(nanos: int | None) -> str:
-        text = usd_text(nanos)
-        return f"{text} (a cap of zero)" if nanos == 0 else text
-
-    @admin.display(description="Daily cap")
-    def daily_cap(self, obj: Persona) -> str:
-        return self._cap(obj.daily_cap_nanos)
-
-    @admin.display(description="Monthly cap")
-    def monthly_cap(self, obj: Persona) -> str:
-        return self._cap(obj.monthly_cap_nanos)
-
-    @admin.display(description="Lifetime cap")
-    def lifetime_cap(self, obj: Persona) -> str:
-        return self._cap(obj.lifetime_cap_nanos)
-
-    @admin.display(description="Per-call cap")
-    def per_call_cap(self, obj: Persona) -> str:
-        return self._cap(obj.per_call_cap_nanos)
-
-    @admin.display(description="Token caps")
-    def token_caps(self, obj: Persona) -> str:
-        caps = [
-            f"{label} {token_text(getattr(obj, attr))}"
-            for label, attr in zip(
-                ("daily", "monthly", "lifetime", "per call"),
-                TOKEN_BUDGET_KEYS.values(),
-                strict=True,
-            )
-            if getattr(obj, attr) is not None
-        ]
-        return " · ".join(caps) if caps else "no token caps"
-
-    @admin.display(description="Warn at")
-    def warn_line(self, obj: Persona) -> str:
-        share = f"{(obj.effective_warn_at * 100).normalize():f} % of a cap"
-        return share if obj.warn_at is not None else f"{share} (default)"
-
-    @admin.display(description="Timezone")
-    def day_boundary(self, obj: Persona) -> str:
-        return obj.timezone or "UTC (default)"
 
     @admin.display(description="enforcement", ordering="hard_cap")
     def enforcement(self, obj: Persona) -> str:

@@ -20,13 +20,12 @@ from personas.admin.budget_form import (
     BUDGET_FIELDS,
     EMPTY_VS_ZERO,
     TIMEZONES,
-    TOKEN_BUDGET_KEYS,
     AgentBudgetForm,
     PlatformBudgetForm,
     scope_of,
-    token_text,
 )
-from personas.admin.display import budget_diff, spec_changes, usd_text
+from personas.admin.display import budget_diff, spec_changes
+from personas.admin.view_only import ViewOnlyBudgetMixin
 from personas.models import Agent, BudgetChange, Platform
 from personas.services.scopes import PLATFORM, sync_scope, write_scope_budget
 
@@ -49,87 +48,19 @@ def budget_fieldset(file_shown: str, over: str) -> Any:
     )
 
 
-class ScopeBudgetAdmin(admin.ModelAdmin):
+class ScopeBudgetAdmin(ViewOnlyBudgetMixin, admin.ModelAdmin):
     """An agent's or the platform's page: its budget form and its cap changes."""
 
     class Media:
         # Keeps the "no cap" / "a cap of zero" note beside each cap field current.
         js = ("hal0/budget-form.js",)
 
-    # What a staff account that may view but not change this scope sees in place of the
-    # form (the form's fields are not attributes of the row: they would read "-").
-    VIEW_ONLY_BUDGET = (
-        "daily_cap",
-        "monthly_cap",
-        "lifetime_cap",
-        "per_call_cap",
-        "token_caps",
-        "enforcement",
-        "warn_line",
-        "day_boundary",
-        "stop_switch",
-    )
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or self.has_change_permission(request, obj):
-            return fieldsets
-        budget = (
-            "Budget",
-            {
-                "classes": ("hal0-budget",),
-                "description": "Your account may see these caps but not change them.",
-                "fields": self.VIEW_ONLY_BUDGET,
-            },
-        )
-        return [budget, *fieldsets[1:]]
-
-    @staticmethod
-    def _cap(nanos: int | None) -> str:
-        text = usd_text(nanos)
-        return f"{text} (a cap of zero)" if nanos == 0 else text
-
-    @admin.display(description="Daily cap")
-    def daily_cap(self, obj: Any) -> str:
-        return self._cap(obj.daily_cap_nanos)
-
-    @admin.display(description="Monthly cap")
-    def monthly_cap(self, obj: Any) -> str:
-        return self._cap(obj.monthly_cap_nanos)
-
-    @admin.display(description="Lifetime cap")
-    def lifetime_cap(self, obj: Any) -> str:
-        return self._cap(obj.lifetime_cap_nanos)
-
-    @admin.display(description="Per-call cap")
-    def per_call_cap(self, obj: Any) -> str:
-        return self._cap(obj.per_call_cap_nanos)
-
-    @admin.display(description="Token caps")
-    def token_caps(self, obj: Any) -> str:
-        caps = [
-            f"{label} {token_text(getattr(obj, attr))}"
-            for label, attr in zip(
-                ("daily", "monthly", "lifetime", "per call"),
-                TOKEN_BUDGET_KEYS.values(),
-                strict=True,
-            )
-            if getattr(obj, attr) is not None
-        ]
-        return " · ".join(caps) if caps else "no token caps"
+    # The persona page's read-only lines, plus the stop switch (a persona's is a button).
+    VIEW_ONLY_BUDGET = (*ViewOnlyBudgetMixin.VIEW_ONLY_BUDGET, "stop_switch")
 
     @admin.display(description="Enforcement")
     def enforcement(self, obj: Any) -> str:
         return "hard cap" if obj.hard_cap else "warn only"
-
-    @admin.display(description="Warn at")
-    def warn_line(self, obj: Any) -> str:
-        share = f"{(obj.effective_warn_at * 100).normalize():f} % of a cap"
-        return share if obj.warn_at is not None else f"{share} (default)"
-
-    @admin.display(description="Timezone")
-    def day_boundary(self, obj: Any) -> str:
-        return obj.timezone or "UTC (default)"
 
     @admin.display(description="Stop switch")
     def stop_switch(self, obj: Any) -> str:
