@@ -19,8 +19,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
+from django.conf import settings
 from django.db import connection
 
 from budgets import rules
@@ -29,13 +31,13 @@ from budgets.services.counters import _keys
 from budgets.services.windows import Windows, windows_at
 from personas.models import Agent, Persona, Platform
 from personas.services.scopes import (
+    NO_FILE,
     PLATFORM,
     ScopeFile,
     agent_scope,
-    file_signature,
     sync_scope,
 )
-from personas.toml_store import BudgetSpec, budget_spec_from_persona
+from personas.toml_store import BudgetSpec, budget_spec_from_persona, signature
 
 Kind = Literal["agent", "platform"]
 
@@ -122,10 +124,30 @@ _CACHE: dict[str, tuple[str, ScopeBudget]] = {}
 _CACHE_MAX = 10_000
 
 
+# Per worker: each scope file's path in a data folder (building it with pathlib cost more
+# than the stat itself on every check).
+_PATHS: dict[tuple[Path, ScopeFile], tuple[str, Path]] = {}
+
+
+def _path_of(scope: ScopeFile) -> tuple[str, Path]:
+    key = (Path(settings.HAL0_DATA_DIR), scope)
+    found = _PATHS.get(key)
+    if found is None:
+        path = scope.path
+        found = (str(path), path)
+        if len(_PATHS) >= _CACHE_MAX:
+            _PATHS.clear()
+        _PATHS[key] = found
+    return found
+
+
 def scope_budget(scope: ScopeFile) -> ScopeBudget:
     """The scope's caps: one ``os.stat`` while its file is unchanged, no query."""
-    key = str(scope.path)
-    sig = file_signature(scope)
+    key, path = _path_of(scope)
+    try:
+        sig = signature(path)
+    except (FileNotFoundError, NotADirectoryError):
+        sig = NO_FILE  # as ``file_signature`` says it
     cached = _CACHE.get(key)
     if cached is not None and cached[0] == sig:
         return cached[1]
@@ -284,6 +306,20 @@ def _scope_aliases(agent: bool, platform: bool) -> str:
 
 
 def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
+    out = list(_window_params(connection.vendor, w))
+    if agent_id is not None:
+        out.append(agent_id)
+    held: list[Any] = []
+    if agent_id is not None:
+        held.append(agent_id)
+    held += [Hold.State.ACTIVE, connection.ops.adapt_datetimefield_value(now)]
+    return out + held
+
+
+@lru_cache(maxsize=64)
+def _window_params(vendor: str, w: Windows) -> tuple[Any, ...]:
+    """The placeholders' values a scope's windows give ``_spend_sql``: the same all day
+    long, so adapted once per zone and day rather than on every check."""
     ops = connection.ops
     params: list[Any] = []
     spans = {"day": (w.day_begin, w.day_end), "month": (w.month_begin, w.month_end)}
@@ -297,14 +333,7 @@ def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[An
         columns += one + one
     # Placeholders appear in the text in this order: the columns (their fallbacks), then
     # the joins, then the WHERE.
-    out = columns + params
-    if agent_id is not None:
-        out.append(agent_id)
-    held: list[Any] = []
-    if agent_id is not None:
-        held.append(agent_id)
-    held += [Hold.State.ACTIVE, ops.adapt_datetimefield_value(now)]
-    return out + held
+    return (*columns, *params)
 
 
 def _usage_params(
