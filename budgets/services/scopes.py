@@ -3,7 +3,8 @@
 Counters stay owned by the persona (``SpendCounter``): there is no agent or platform row
 that every charge would update, so charges of different personas never queue behind one
 hot row. An agent's spend is the sum of its personas' counters, the platform's the sum of
-every persona's, read in ONE extra statement and only when that scope has a window cap.
+every persona's, read only when that scope has a window cap: inside the persona's own
+statement on a check's hot path (``usage_read``), else in one statement for both scopes.
 Each scope's day and month are cut in its own timezone: the charge service keeps its
 personas' counters in those zones too (``bump(..., zones=...)``), and a counter that is
 missing there (a zone that just changed, counters dropped by an import) falls back to an
