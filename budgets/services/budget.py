@@ -271,8 +271,7 @@ def _check(
 ) -> dict[str, Any]:
     spec = budget_spec_from_persona(persona)
     # The run first (404 run.not_found, 409 run.closed), then the persona's spend.
-    run = None if run_id is None else runs.run_for_check(persona, run_id)
-    run_scope = None if run is None else runs.run_scope(run, now)
+    run, run_scope = (None, None) if run_id is None else runs.run_for_check_at(persona, run_id, now)
     if spend_held is None:
         spend_held = spend_and_held(persona, windows_at(persona.effective_timezone, now), now)
     spend, held = spend_held

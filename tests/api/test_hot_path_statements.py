@@ -252,3 +252,36 @@ def test_once_a_scope_past_its_cap_has_announced_both_alerts_its_charges_skip_th
     seen.clear()  # a process that has not seen them reads once more (and writes nothing)
     assert ALERTS_READ in statements(lambda: charge(client, "r-2"))
     seen.clear()
+
+
+RUN_READ = "SELECT budgets_hold budgets_run"
+
+
+def test_a_check_naming_a_run_reads_the_run_and_its_holds_in_one_more_statement(
+    client: APIClient,
+) -> None:
+    created = client.post(
+        "/api/agents/hermes/personas/coder/runs",
+        {"run_id": "task-1", "budget_usd": 1.0},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    reserved = client.post(
+        f"{URL}/check",
+        {"estimated_cost_usd": 0.25, "reserve": True, "run_id": "task-1"},
+        format="json",
+    )
+    assert reserved.json()["allowed"] is True
+
+    def run_check() -> Any:
+        body = {"estimated_cost_usd": 0.5, "run_id": "task-1"}
+        return client.post(f"{URL}/check", body, format="json")
+
+    run_check()
+    assert statements(run_check) == ["SELECT budgets_apikey", ONE_READ, RUN_READ]
+    # The run's hold counts against its budget, read in that same statement.
+    assert run_check().json()["run"]["remaining"]["usd"] == 0.75
+    too_much = client.post(
+        f"{URL}/check", {"estimated_cost_usd": 0.8, "run_id": "task-1"}, format="json"
+    ).json()
+    assert (too_much["allowed"], too_much["scope"], too_much["limit"]) == (False, "run", "run_usd")
