@@ -10,7 +10,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 
 from hal0.money import to_decimal
 
@@ -119,3 +119,14 @@ def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
     if (now - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, now)} ago"
+
+
+@register.filter
+def until(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """``in 3 minutes``; under a minute ``in under a minute`` (never "in 0 minutes")."""
+    if moment is None:
+        return ""
+    now = now or timezone.now()
+    if (moment - now).total_seconds() < 60:
+        return "in under a minute"
+    return f"in {timeuntil(moment, now)}"

@@ -4,6 +4,7 @@ name tables as the top bar does, and Save on the persona page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -69,6 +70,15 @@ def test_a_charge_under_a_minute_old_reads_just_now(staff_client: Client) -> Non
     latest = page[page.index('id="hal0-latest"') :]
     assert "just now" in latest
     assert "0 minutes ago" not in page
+
+
+def test_a_reset_under_a_minute_away_reads_in_under_a_minute() -> None:
+    from budgets.templatetags.spend import until
+
+    now = timezone.now()
+    assert until(now + dt.timedelta(seconds=59), now) == "in under a minute"
+    assert until(now + dt.timedelta(minutes=3, seconds=5), now) == "in 3\xa0minutes"
+    assert until(None) == ""
 
 
 def test_the_favicon_is_served(client: Client) -> None:
