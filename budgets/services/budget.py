@@ -6,6 +6,7 @@ these and nothing lower. All money is integer nano-USD until the response is bui
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -29,6 +30,7 @@ from budgets.services.windows import Windows, windows_at
 from hal0.errors import BadRequest, Conflict, NotFound
 from hal0.money import LEDGER_MAX_NANOS, usd_number
 from hal0.text import unprintable
+from personas.ids import is_valid_id
 from personas.models import Agent, Persona
 from personas.services import find_persona, lock_persona, require_good_budget, write_budget
 from personas.toml_store import BudgetSpec, budget_spec_from_persona
@@ -203,10 +205,12 @@ def budget_check_by_id(
     # The agent's and the platform's caps come from their files (a stat each while they
     # are unchanged), so their spend rides along the persona's statement: one statement
     # for a check at three scopes, as for persona caps alone.
-    try:
-        above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = scopes.budgets_above(agent_id)
-    except Agent.DoesNotExist:
-        above = None  # find_persona's 404 below says so, in its order
+    above: tuple[scopes.ScopeBudget, scopes.ScopeBudget] | None = None
+    # An id that can name no agent builds no path: find_persona's 404 below says so.
+    if is_valid_id(agent_id):
+        # An unknown agent: find_persona's 404 below says so, in its order.
+        with contextlib.suppress(Agent.DoesNotExist):
+            above = scopes.budgets_above(agent_id)
     read = None if above is None else scopes.usage_read(agent_id, *above, now)
     persona, spend, more = find_persona_with_spend(agent_id, persona_id, now, read)
     _require_caps(persona)
