@@ -6,7 +6,9 @@ files). Spend (gauges, charts, columns) is added by ``budgets.admin``, which sub
 these classes: ``personas`` never imports ``budgets``.
 
 The modules: ``display`` (how caps and changes read), ``budget_form`` (the budget form of
-every scope), ``scope`` (the agent's and the platform's budget pages: ``PlatformAdmin``),
+every scope), ``budget_page`` (what the persona's, an agent's and the platform's pages
+share: ``BudgetPageAdmin``), ``scope`` (the agent's and the platform's budget pages:
+``PlatformAdmin``),
 ``agent`` (``AgentAdmin``: its budget and its personas inline), ``audit``
 (``BudgetChangeAdmin``) and ``persona`` (``PersonaAdmin``). Importing this package
 registers the four.
@@ -36,6 +38,7 @@ from personas.admin.budget_form import (
     scope_of,
     usd_initial,
 )
+from personas.admin.budget_page import BudgetPageAdmin
 from personas.admin.display import (
     CAP_FIELDS,
     ReadOnlyAdmin,
@@ -59,6 +62,7 @@ __all__ = [
     "AgentBudgetForm",
     "BudgetChangeAdmin",
     "BudgetForm",
+    "BudgetPageAdmin",
     "PersonaAdmin",
     "PersonaBudgetForm",
     "PersonaInline",

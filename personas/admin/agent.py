@@ -65,6 +65,7 @@ class AgentAdmin(ScopeBudgetAdmin):
         ),
     )
     inlines = [PersonaInline]
+    page_title = "Agent caps and spend"
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
@@ -80,6 +81,9 @@ class AgentAdmin(ScopeBudgetAdmin):
     def persona_count(self, obj: Any) -> int:
         return int(obj.persona_count)
 
+    def page_subtitle(self, obj: Any, object_id: str) -> str:
+        return f"agent {object_id}"
+
     def owner(self, obj: Any) -> str:
         return f"agent {obj.pk}"
 
@@ -92,15 +96,3 @@ class AgentAdmin(ScopeBudgetAdmin):
             reverse("admin:personas_budgetchange_changelist")
             + f"?scope__exact=agent&agent__id__exact={obj.pk}"
         )
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        context = dict(extra_context or {})
-        context.setdefault("title", "Agent caps and spend")
-        context.setdefault("subtitle", f"agent {object_id}")
-        return super().change_view(request, object_id, form_url, context)

@@ -7,27 +7,25 @@ Spend (gauges, the Spend page's rows, the banner) is added by ``budgets.admin``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from hal0.errors import ApiError
 from personas.admin.budget_form import (
     BUDGET_FIELDS,
     EMPTY_VS_ZERO,
-    TIMEZONES,
     AgentBudgetForm,
     PlatformBudgetForm,
     scope_of,
 )
-from personas.admin.display import budget_diff, spec_changes
+from personas.admin.budget_page import BudgetPageAdmin
 from personas.admin.view_only import ViewOnlyBudgetMixin
 from personas.models import Agent, BudgetChange, Platform
 from personas.services.scopes import PLATFORM, sync_scope, write_scope_budget
+from personas.toml_store import BudgetSpec
 
 
 def budget_fieldset(file_shown: str, over: str) -> Any:
@@ -48,7 +46,7 @@ def budget_fieldset(file_shown: str, over: str) -> Any:
     )
 
 
-class ScopeBudgetAdmin(ViewOnlyBudgetMixin, admin.ModelAdmin):
+class ScopeBudgetAdmin(BudgetPageAdmin):
     """An agent's or the platform's page: its budget form and its cap changes."""
 
     class Media:
@@ -77,100 +75,28 @@ class ScopeBudgetAdmin(ViewOnlyBudgetMixin, admin.ModelAdmin):
 
     file_state.short_description = "file"  # type: ignore[attr-defined]
 
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        obj = super().get_object(request, object_id, from_field)
-        if obj is None or request.method != "GET":
-            return obj  # a POST re-reads the file in the form's clean()
-        # The page shows the file as it is now (a hand edit is taken in and audited), and
-        # remembers that version's sha256 for the conflict check.
+    def file_shown(self, obj: Agent | Platform) -> str:
+        return scope_of(obj).shown
+
+    def fresh(self, obj: Agent | Platform) -> Agent | Platform:
+        # A hand edit is taken in (and audited) on the way.
         return sync_scope(scope_of(obj))
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """Write through the one writer of the scope's file; never ``obj.save()``."""
-        if form.spec is None or form.spec == form.current:
-            request._hal0_budget = "unchanged"  # type: ignore[attr-defined]
-            return
-        try:
-            write_scope_budget(
-                scope_of(obj),
-                form.spec,
-                actor=f"user:{request.user.get_username()}",
-                via=BudgetChange.Via.ADMIN,
-                expected_sha256=form.cleaned_data.get("file_sha256") or "",
-            )
-        except ApiError as exc:
-            # The file changed between the form's check and the write, or became
-            # unreadable: nothing was written.
-            request._hal0_budget = "failed"  # type: ignore[attr-defined]
-            self.message_user(request, f"Nothing was saved: {exc.message}", messages.ERROR)
-            return
-        request._hal0_budget = "saved"  # type: ignore[attr-defined]
-        request._hal0_budget_changes = spec_changes(form.current, form.spec)  # type: ignore[attr-defined]
+    def write(
+        self, obj: Agent | Platform, spec: BudgetSpec, *, actor: str, expected_sha256: str
+    ) -> None:
+        # An empty sha256 is the page's "there was no file": one that appeared since is a
+        # conflict.
+        write_scope_budget(
+            scope_of(obj),
+            spec,
+            actor=actor,
+            via=BudgetChange.Via.ADMIN,
+            expected_sha256=expected_sha256,
+        )
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        return  # inlines here are read-only
-
-    def construct_change_message(
-        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
-    ) -> Any:
-        # The read-only inlines were never saved; the budget form is the change.
-        return super().construct_change_message(request, form, [], add)
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        if getattr(request, "_hal0_budget", None) != "saved":
-            return None  # the audit trail (BudgetChange) has the real record
-        return super().log_change(request, obj, message)
-
-    def owner(self, obj: Any) -> str:
-        return str(obj)
-
-    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
-        outcome = getattr(request, "_hal0_budget", None)
-        if outcome == "saved":
-            changes = getattr(request, "_hal0_budget_changes", "")
-            self.message_user(
-                request,
-                f"Saved: {self.owner(obj)}'s caps are in {scope_of(obj).shown} and in force "
-                f"now: {changes}.",
-                messages.SUCCESS,
-            )
-        elif outcome == "unchanged":
-            self.message_user(request, "Nothing to save: the caps are as they were.")
-        return HttpResponseRedirect(request.path)
-
-    def recent_changes(self, obj: Any, limit: int = 20) -> list[BudgetChange]:
-        raise NotImplementedError
-
-    def audit_url(self, obj: Any) -> str:
-        raise NotImplementedError
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        context = dict(extra_context or {})
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            # Read when the template shows it: after the form's check took in a hand edit.
-            context["audit"] = functools.cache(
-                lambda: [(c, budget_diff(c)) for c in self.recent_changes(obj)]
-            )
-            context["audit_url"] = self.audit_url(obj)
-            context["timezones"] = TIMEZONES
-            context["scope_file"] = scope_of(obj).shown
-            context["show_save_and_continue"] = False
-        return super().change_view(request, object_id, form_url, context)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def page_context(self, obj: Agent | Platform) -> dict[str, Any]:
+        return {"scope_file": scope_of(obj).shown}
 
 
 @admin.register(Platform)
@@ -183,11 +109,15 @@ class PlatformAdmin(ScopeBudgetAdmin):
         budget_fieldset("platform.toml", "every agent and persona"),
         ("File", {"fields": ("file_state", "loaded_at")}),
     )
+    page_title = "Platform caps and spend"
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         # One platform: its list is its page.
         row = sync_scope(PLATFORM)
         return HttpResponseRedirect(reverse("admin:personas_platform_change", args=[row.pk]))
+
+    def page_subtitle(self, obj: Any, object_id: str) -> str:
+        return "platform"
 
     def owner(self, obj: Any) -> str:
         return "the platform"
@@ -198,17 +128,6 @@ class PlatformAdmin(ScopeBudgetAdmin):
 
     def audit_url(self, obj: Any) -> str:
         return reverse("admin:personas_budgetchange_changelist") + "?scope__exact=platform"
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        context = {"title": "Platform caps and spend", "subtitle": "platform"}
-        context.update(extra_context or {})
-        return super().change_view(request, object_id, form_url, context)
 
 
 __all__ = ["AgentBudgetForm", "PlatformAdmin", "ScopeBudgetAdmin", "budget_fieldset"]
