@@ -69,6 +69,9 @@ HAL0_WEBHOOK_BATCH = env.int("HAL0_WEBHOOK_BATCH", default=20)
 # An endpoint with this many failed attempts in a row shows as failing in the admin.
 HAL0_WEBHOOK_FAILING_AFTER = env.int("HAL0_WEBHOOK_FAILING_AFTER", default=3)
 # API keys are required unless an operator explicitly runs an open local service.
+# PostgreSQL: the check's statements are prepared once per connection (hal0/statements.py);
+# off for a connection pooler that cannot keep prepared statements.
+HAL0_DB_PREPARE = env.bool("HAL0_DB_PREPARE", default=True)
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [
@@ -157,6 +160,12 @@ else:
         DATABASES["default"]["ENGINE"] = "hal0.postgresql"
     # A dropped connection is noticed before a request uses it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "hal0.postgresql" and HAL0_DB_PREPARE:
+        # Django passes no threshold, which turns prepared statements off on the
+        # connection altogether; this one lets the check's statements be prepared on
+        # request (hal0/statements.py) and never prepares any other by itself.
+        DATABASES["default"].setdefault("OPTIONS", {})
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
 # Connections are kept between requests on both engines: opening one per request was
 # about 60 % of a check's time on SQLite (open the file, run init_command, register
 # functions; docs/benchmarks.md).
