@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 
 from budgets.models import Charge, Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, Windows, windows_at, zone
+from hal0.statements import fetch_one
 from personas.models import Persona
 from personas.services import (
     find_persona,
@@ -143,6 +144,14 @@ def _create(
     """
     window, tz, start = key
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The counter's foreign key takes this lock at the end of the INSERT below, by
+            # which time the new row already sits in the unique index. Taken then, while a
+            # charge of this persona holds its row lock and waits to create the same
+            # counter (behind that index entry), the two would wait for each other. Taken
+            # first, this waits for that charge to commit, and sums its charges too.
+            with connection.cursor() as cursor:
+                cursor.execute(_key_share_sql(), [persona_id])
         total = _sum_charges(persona_id, *span)
         try:
             # Savepoint: a concurrent rebuild of the same counter may win the insert.
@@ -162,6 +171,13 @@ def _create(
             )
             return Totals(existing.spent_nanos, existing.tokens, existing.unpriced), False
     return total, True
+
+
+@lru_cache(maxsize=1)
+def _key_share_sql() -> str:
+    qn = connection.ops.quote_name
+    table = qn(Persona._meta.db_table)
+    return f"SELECT 1 FROM {table} WHERE {qn('id')} = %s FOR KEY SHARE"  # noqa: S608
 
 
 def _rebuild(
@@ -275,9 +291,8 @@ def spend_and_held(persona: Persona, w: Windows, now: dt.datetime) -> tuple[Wind
     params: list[Any] = [persona.pk, *_held_params(now)[:2], persona.pk, *_held_params(now)[2:]]
     for key_params in _split3(_counter_params(w)):
         params += [persona.pk, *key_params]
-    with connection.cursor() as cursor:
-        cursor.execute(_hot_sql(connection.vendor), params)
-        values = cursor.fetchone()
+    values = fetch_one(_hot_sql(connection.vendor), params)
+    assert values is not None  # one row: the joins hang off a one-row derived table
     found = _spend_of_row(values)
     held = Held(int(values[9]), int(values[10]))
     if found is None:
@@ -358,9 +373,7 @@ def find_persona_with_spend(
     else:
         sql = _persona_and_spend_sql(connection.vendor)
     params += [agent_id, persona_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        values = cursor.fetchone()
+    values = fetch_one(sql, params)
     if values is None:
         return _remember_zone(find_persona(agent_id, persona_id)), None, None
     _, _, width = hot_persona_query()

@@ -4,11 +4,12 @@ Counters stay owned by the persona (``SpendCounter``): there is no agent or plat
 that every charge would update, so charges of different personas never queue behind one
 hot row. An agent's spend is the sum of its personas' counters, the platform's the sum of
 every persona's, read only when that scope has a window cap: inside the persona's own
-statement on a check's hot path on SQLite (``usage_read``), else in one statement for both.
+statement on a check's hot path (``usage_read``), else in one statement for both.
 Each scope's day and month are cut in its own timezone: the charge service keeps its
-personas' counters in those zones too (``bump(..., zones=...)``), and a counter that is
-missing there (a zone that just changed, counters dropped by an import) falls back to an
-indexed SUM of that persona's charges inside the statement, so the sum is never short.
+personas' counters in those zones too (``bump(..., zones=...)``). A persona without a
+counter there (never charged in that window, a zone that just changed, counters dropped
+by an import) is named by the statement, and its charges are summed by id apart
+(``missing_spend``), so the sum is never short.
 Holds belong to a persona; a scope's held amount is the sum of its personas' active holds.
 """
 
@@ -25,11 +26,14 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from budgets import rules
 from budgets.models import Charge, Hold, SpendCounter
-from budgets.services.counters import _keys
+from budgets.services.counters import _keys, _rebuild
 from budgets.services.windows import Windows, windows_at
+from hal0.statements import fetch_one, prepared_statements
 from personas.models import Agent, Persona, Platform
 from personas.services.scopes import (
     NO_FILE,
@@ -234,45 +238,59 @@ def _lock_sql(vendor: str, kind: Kind) -> str:
 # ---------------------------------------------------------------------------------------
 # Spend and holds of a scope: one statement for both scopes
 
+# The counter joins' aliases, one per window: day, month, lifetime.
+_ALIASES = ("d", "m", "l")
+
+
+def _lacking(vendor: str, aliases: Sequence[str]) -> str:
+    """An aggregate over the scope's personas: ``id:aliases`` for each persona lacking one
+    of these counters (``12:dm``: no day and no month counter), comma-separated; NULL when
+    none lacks one. What those personas spent is then summed apart (``missing_spend``)."""
+    qn = connection.ops.quote_name
+    flags = " || ".join(
+        f"(CASE WHEN {a}.{qn('persona_id')} IS NULL THEN '{a}' ELSE '' END)" for a in aliases
+    )
+    lacking = " OR ".join(f"{a}.{qn('persona_id')} IS NULL" for a in aliases)
+    item = f"CASE WHEN {lacking} THEN CAST(p.{qn('id')} AS TEXT) || ':' || {flags} END"
+    aggregate = "STRING_AGG" if vendor == "postgresql" else "GROUP_CONCAT"
+    return f"{aggregate}({item}, ',')"
+
+
+def _counter_join(alias: str) -> str:
+    qn = connection.ops.quote_name
+    return (
+        f"LEFT JOIN {qn(SpendCounter._meta.db_table)} {alias} "
+        f"ON {alias}.{qn('persona_id')} = p.{qn('id')} AND {alias}.{qn('window')} = %s "
+        f"AND {alias}.{qn('tz')} = %s AND {alias}.{qn('start')} = %s"
+    )
+
 
 @lru_cache(maxsize=16)
 def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -> str:
-    """One row: per wanted scope, day/month/lifetime spend and tokens, then held nanos and
-    tokens. Only quoted constant identifiers are formatted in; values are parameters."""
+    """One row: per wanted scope, day/month/lifetime spend and tokens summed from its
+    personas' counters, the personas lacking a counter (``_lacking``), then held nanos and
+    tokens. Only quoted constant identifiers are formatted in; values are parameters.
+
+    No charge is read here: a persona without a counter in the scope's zone (never
+    charged there, or its counters invalidated) is named, and its charges summed by id
+    in a statement of their own. Summed inside this one, for any persona id, PostgreSQL
+    planned a sequential scan of the whole ledger (docs/benchmarks.md)."""
     qn = connection.ops.quote_name
     persona_t = qn(Persona._meta.db_table)
-    counter_t = qn(SpendCounter._meta.db_table)
-    charge_t = qn(Charge._meta.db_table)
     hold_t = qn(Hold._meta.db_table)
-    pid = f"p.{qn('id')}"
-    tokens_expr = f"COALESCE(c.{qn('input_tokens')}, 0) + COALESCE(c.{qn('output_tokens')}, 0)"
-
-    def fallback(expr: str, ranged: bool) -> str:
-        # Only evaluated for a persona whose counter in this zone is missing (COALESCE
-        # stops at the first non-NULL): an indexed range of that persona's charges.
-        where = f"c.{qn('persona_id')} = {pid}"
-        if ranged:
-            where += f" AND c.{qn('ts')} >= %s AND c.{qn('ts')} < %s"
-        return f"(SELECT COALESCE(SUM({expr}), 0) FROM {charge_t} c WHERE {where})"  # noqa: S608
 
     def spend(filtered: bool) -> str:
-        columns = []
-        joins = []
-        for alias, ranged in (("d", True), ("m", True), ("l", False)):
-            joins.append(
-                f"LEFT JOIN {counter_t} {alias} ON {alias}.{qn('persona_id')} = {pid} "
-                f"AND {alias}.{qn('window')} = %s AND {alias}.{qn('tz')} = %s "
-                f"AND {alias}.{qn('start')} = %s"
-            )
-            cost = fallback(f"c.{qn('cost_nanos')}", ranged)
-            columns.append(f"COALESCE({alias}.{qn('spent_nanos')}, {cost}) AS {alias}s")
-            columns.append(
-                f"COALESCE({alias}.{qn('tokens')}, {fallback(tokens_expr, ranged)}) AS {alias}t"
-            )
+        joins = " ".join(_counter_join(alias) for alias in _ALIASES)
+        sums = ", ".join(
+            f"COALESCE(SUM({a}.{qn(column)}), 0) AS {a}{unit}"
+            for a in _ALIASES
+            for column, unit in (("spent_nanos", "s"), ("tokens", "t"))
+        )
         where = f"WHERE p.{qn('agent_id')} = %s" if filtered else ""
-        inner = f"SELECT {', '.join(columns)} FROM {persona_t} p {' '.join(joins)} {where}"  # noqa: S608
-        sums = ", ".join(f"COALESCE(SUM(x.{a}{u}), 0) AS {a}{u}" for a in "dml" for u in "st")
-        return f"(SELECT {sums} FROM ({inner}) x)"  # noqa: S608
+        return (
+            f"(SELECT {sums}, {_lacking(vendor, _ALIASES)} AS miss "  # noqa: S608
+            f"FROM {persona_t} p {joins} {where})"
+        )
 
     def held(filtered: bool) -> str:
         active = f"h.{qn('state')} = %s AND h.{qn('expires_at')} > %s"
@@ -319,22 +337,13 @@ def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[An
 
 @lru_cache(maxsize=64)
 def _window_params(vendor: str, w: Windows) -> tuple[Any, ...]:
-    """The placeholders' values a scope's windows give ``_spend_sql``: the same all day
-    long, so adapted once per zone and day rather than on every check."""
+    """The counter joins' values for a scope's windows: the same all day long, so adapted
+    once per zone and day rather than on every check."""
     ops = connection.ops
     params: list[Any] = []
-    spans = {"day": (w.day_begin, w.day_end), "month": (w.month_begin, w.month_end)}
     for window, tz, start in _keys(w):
         params += [str(window), tz, ops.adapt_datefield_value(start)]
-    # The columns' fallbacks, in the order they appear: day spent, day tokens, month...
-    columns: list[Any] = []
-    for window in ("day", "month", "lifetime"):
-        span = spans.get(window)
-        one = [] if span is None else [ops.adapt_datetimefield_value(t) for t in span]
-        columns += one + one
-    # Placeholders appear in the text in this order: the columns (their fallbacks), then
-    # the joins, then the WHERE.
-    return (*columns, *params)
+    return tuple(params)
 
 
 def _usage_params(
@@ -348,17 +357,90 @@ def _usage_params(
     return params
 
 
+def _parse_lacking(text: str | None) -> dict[str, set[int]]:
+    """``_lacking``'s list as {alias: persona ids lacking that counter}."""
+    found: dict[str, set[int]] = {}
+    for item in (text or "").split(","):
+        if not item:
+            continue
+        persona_id, aliases = item.split(":")
+        for alias in aliases:
+            found.setdefault(alias, set()).add(int(persona_id))
+    return found
+
+
+def missing_spend(lacking: dict[str, set[int]], w: Windows) -> dict[str, tuple[int, int]]:
+    """What the personas lacking a counter spent in that counter's window, in nano-USD and
+    tokens, per alias (``d``, ``m``, ``l``): one aggregate over their charges, by id (an
+    index range per persona, whatever the ledger's statistics say of other personas).
+
+    Read only: filling the counters in here would make a read a write, and a charge
+    computing its alerts (``_usd_spent``) under its persona's lock would then wait for
+    other personas' locks, which is how two charges deadlock."""
+    spans = {"d": (w.day_begin, w.day_end), "m": (w.month_begin, w.month_end)}
+    tokens = Coalesce(F("input_tokens"), Value(0)) + Coalesce(F("output_tokens"), Value(0))
+    sums: dict[str, Any] = {}
+    for alias, ids in lacking.items():
+        where = Q(persona_id__in=sorted(ids))
+        if alias in spans:
+            begin, end = spans[alias]
+            where &= Q(ts__gte=begin, ts__lt=end)
+        sums[f"{alias}s"] = Sum("cost_nanos", filter=where)
+        sums[f"{alias}t"] = Sum(tokens, filter=where)
+    every = sorted(set().union(*lacking.values()))
+    found = Charge.objects.filter(persona_id__in=every).aggregate(**sums)
+    return {a: (int(found[f"{a}s"] or 0), int(found[f"{a}t"] or 0)) for a in lacking}
+
+
+def fill_lacking(lacking: dict[str, set[int]], w: Windows) -> None:
+    """Build the counters ``lacking`` names, each from its persona's charges, so the next
+    check of the scope finds them all and sums nothing apart: a persona never charged in
+    a window costs this once per window, not on every check.
+
+    Only for a check's read (``UsageRead``), which holds no lock: each counter is built
+    in a transaction of its own that waits, if need be, for a charge of that persona to
+    commit (``counters._create``), so it can neither deadlock with charges nor count one
+    twice. A reserve or a charge reads under its persona's lock, and building there would
+    wait for other personas' locks while holding its own: they leave it to the checks."""
+    keys = dict(zip(_ALIASES, _keys(w).items(), strict=True))
+    for alias, ids in lacking.items():
+        key, span = keys[alias]
+        for persona_id in sorted(ids):
+            _rebuild(persona_id, key, span)
+
+
+# One scope's columns: day, month, lifetime spend and tokens, the lacking list, held.
+_WIDTH = 9
+
+
 def _usage_of_values(
-    values: Sequence[Any], agent: ScopeBudget | None, platform: ScopeBudget | None
+    values: Sequence[Any],
+    agent: ScopeBudget | None,
+    platform: ScopeBudget | None,
+    now: dt.datetime,
+    *,
+    fill: bool = False,
 ) -> tuple[rules.Usage | None, rules.Usage | None]:
-    ints = [int(v) for v in values]
+    """The scopes' ``rules.Usage`` from their columns, with what personas lacking a
+    counter spent; ``fill``: build those counters too (``fill_lacking``)."""
     found: list[rules.Usage | None] = []
+    rest = list(values)
     for wanted in (agent, platform):
         if wanted is None:
             found.append(None)
             continue
-        ds, dt_, ms, mt, ls, lt, hn, ht = ints[:8]
-        ints = ints[8:]
+        row, rest = rest[:_WIDTH], rest[_WIDTH:]
+        ds, dt_, ms, mt, ls, lt = (int(v) for v in row[:6])
+        lacking = _parse_lacking(row[6])
+        if lacking:
+            w = windows_at(wanted.timezone, now)
+            more = missing_spend(lacking, w)
+            if fill:
+                fill_lacking(lacking, w)
+            zero = (0, 0)
+            ds, dt_ = ds + more.get("d", zero)[0], dt_ + more.get("d", zero)[1]
+            ms, mt = ms + more.get("m", zero)[0], mt + more.get("m", zero)[1]
+            ls, lt = ls + more.get("l", zero)[0], lt + more.get("l", zero)[1]
         found.append(
             rules.Usage(
                 daily=ds,
@@ -367,8 +449,8 @@ def _usage_of_values(
                 daily_tokens=dt_,
                 monthly_tokens=mt,
                 lifetime_tokens=lt,
-                held=hn,
-                held_tokens=ht,
+                held=int(row[7]),
+                held_tokens=int(row[8]),
             )
         )
     return found[0], found[1]
@@ -385,12 +467,10 @@ def scope_usage(
     if agent is None and platform is None:
         return None, None
     params = _usage_params(agent_id, agent, platform, now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _spend_sql(connection.vendor, agent is not None, platform is not None), params
-        )
-        values = cursor.fetchone()
-    return _usage_of_values(values, agent, platform)
+    sql = _spend_sql(connection.vendor, agent is not None, platform is not None)
+    values = fetch_one(sql, params)
+    assert values is not None  # aggregates only: always one row
+    return _usage_of_values(values, agent, platform, now)
 
 
 @dataclass(frozen=True)
@@ -402,25 +482,25 @@ class UsageRead:
     agent_id: str
     agent: ScopeBudget | None
     platform: ScopeBudget | None
+    now: dt.datetime
     joins: str
     columns: str
     params: list[Any]
 
     def usage(self, values: Sequence[Any]) -> tuple[rules.Usage | None, rules.Usage | None]:
-        return _usage_of_values(values, self.agent, self.platform)
+        # A check's read, under no lock: it builds the counters it found missing.
+        return _usage_of_values(values, self.agent, self.platform, self.now, fill=True)
 
 
 def usage_read(
     agent_id: str, agent: ScopeBudget, platform: ScopeBudget, now: dt.datetime
 ) -> UsageRead | None:
     """What ``check_scopes`` would read for these scopes, to be folded into the persona's
-    statement; ``None`` when neither scope has a window cap (nothing to read) or on
-    PostgreSQL (then ``check_scopes`` reads it in a statement of its own)."""
-    if connection.vendor != "sqlite":
-        # PostgreSQL plans every statement afresh, and planning the persona's read with
-        # these joined (8 relations: an exhaustive join search) took 2.6-3.1 ms against
-        # 0.5 + 1.4 ms for the two statements apart, more than a round trip saves
-        # (docs/benchmarks.md). SQLite's plans are cached per statement text.
+    statement; ``None`` when neither scope has a window cap (nothing to read), or on
+    PostgreSQL without prepared statements (then ``check_scopes`` reads it in a statement
+    of its own: planned afresh on every execution, the persona's read with these joined
+    took longer to plan than the two statements apart; docs/benchmarks.md)."""
+    if connection.vendor != "sqlite" and not prepared_statements():
         return None
     wanted_agent = agent if agent.has_window_caps else None
     wanted_platform = platform if platform.has_window_caps else None
@@ -431,6 +511,7 @@ def usage_read(
         agent_id=agent_id,
         agent=wanted_agent,
         platform=wanted_platform,
+        now=now,
         joins=_spend_sql(connection.vendor, a, t, joined=True),
         columns=_scope_aliases(a, t),
         params=_usage_params(agent_id, wanted_agent, wanted_platform, now),
@@ -507,54 +588,50 @@ def _capped_usd_windows(budget: ScopeBudget) -> tuple[str, ...]:
 
 @lru_cache(maxsize=64)
 def _usd_spent_sql(vendor: str, columns: tuple[tuple[str, str], ...]) -> str:
-    """One row: per (scope kind, rule window) asked, the USD its personas spent in that
-    window, from their counters (a missing counter: an indexed SUM of that persona's
-    charges). Leaner than ``_spend_sql`` (no tokens, no holds, only capped windows): a
-    charge runs it for the alerts of the scopes above the persona."""
+    """One row: per (scope kind, counter window) asked, the USD its personas spent in that
+    window from their counters, and the personas lacking that counter (``_lacking``).
+    Leaner than ``_spend_sql`` (no tokens, no holds, only capped windows): a charge runs
+    it for the alerts of the scopes above the persona."""
     qn = connection.ops.quote_name
     persona_t = qn(Persona._meta.db_table)
-    counter_t = qn(SpendCounter._meta.db_table)
-    charge_t = qn(Charge._meta.db_table)
-    pid = f"p.{qn('id')}"
     parts = []
-    for kind, window in columns:
-        where = f"c.{qn('persona_id')} = {pid}"
-        if window != "lifetime":
-            where += f" AND c.{qn('ts')} >= %s AND c.{qn('ts')} < %s"
-        fallback = (
-            f"(SELECT COALESCE(SUM(c.{qn('cost_nanos')}), 0) FROM {charge_t} c WHERE {where})"  # noqa: S608
-        )
-        join = (
-            f"LEFT JOIN {counter_t} x ON x.{qn('persona_id')} = {pid} "
-            f"AND x.{qn('window')} = %s AND x.{qn('tz')} = %s AND x.{qn('start')} = %s"
-        )
+    for at, (kind, _window) in enumerate(columns):
         scoped = f"WHERE p.{qn('agent_id')} = %s" if kind == "agent" else ""
         parts.append(
-            f"(SELECT COALESCE(SUM(COALESCE(x.{qn('spent_nanos')}, {fallback})), 0) "  # noqa: S608
-            f"FROM {persona_t} p {join} {scoped})"
+            f"(SELECT COALESCE(SUM(x.{qn('spent_nanos')}), 0) AS s, "  # noqa: S608
+            f"{_lacking(vendor, ('x',))} AS miss "
+            f"FROM {persona_t} p {_counter_join('x')} {scoped}) c{at}"
         )
-    return f"SELECT {', '.join(parts)}"
+    return f"SELECT * FROM {', '.join(parts)}"  # noqa: S608
 
 
 def _usd_spent(agent_id: str, asked: list[tuple[str, Windows, tuple[str, ...]]]) -> list[int]:
-    """The sums of ``_usd_spent_sql``, in the order asked."""
+    """The sums of ``_usd_spent_sql``, in the order asked, with what the personas lacking
+    a counter spent (``missing_spend``)."""
     ops = connection.ops
     columns: list[tuple[str, str]] = []
     params: list[Any] = []
     for kind, w, names in asked:
         keys = {key[0]: key for key in _keys(w)}
-        spans = {"day": (w.day_begin, w.day_end), "month": (w.month_begin, w.month_end)}
         for name in names:
             window = _COUNTER_WINDOWS[name]
             columns.append((kind, window))
-            # In the order the placeholders appear: the fallback's range, the join, WHERE.
-            span = spans.get(window)
-            if span is not None:
-                params += [ops.adapt_datetimefield_value(t) for t in span]
             counter_window, tz, start = keys[window]
-            params += [str(counter_window), tz, ops.adapt_datefield_value(start)]
+            one = [str(counter_window), tz, ops.adapt_datefield_value(start)]
             if kind == "agent":
-                params.append(agent_id)
-    with connection.cursor() as cursor:
-        cursor.execute(_usd_spent_sql(connection.vendor, tuple(columns)), params)
-        return [int(v) for v in cursor.fetchone()]
+                one.append(agent_id)
+            params += one
+    values = fetch_one(_usd_spent_sql(connection.vendor, tuple(columns)), params)
+    assert values is not None  # aggregates only: always one row
+    sums: list[int] = []
+    at = 0
+    for _kind, w, names in asked:
+        for name in names:
+            spent, lacking = int(values[at]), _parse_lacking(values[at + 1])
+            at += 2
+            if lacking:
+                # ``_lacking`` named them by the join's alias ``x``.
+                alias = _COUNTER_WINDOWS[name][0]
+                spent += missing_spend({alias: lacking["x"]}, w)[alias][0]
+            sums.append(spent)
+    return sums

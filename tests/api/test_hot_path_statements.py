@@ -7,6 +7,7 @@ conscious choice: these tests list them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -154,8 +155,8 @@ def test_a_check_whose_counters_are_gone_rebuilds_them_from_the_charges(
     assert statements(lambda: check(client)) == ["SELECT budgets_apikey", ONE_READ]
 
 
-SCOPES_READ = "SELECT budgets_charge budgets_hold budgets_spendcounter personas_persona"
-ALERTS_READ = "SELECT budgets_charge budgets_spendcounter personas_persona"
+SCOPES_READ = "SELECT budgets_hold budgets_spendcounter personas_persona"
+ALERTS_READ = "SELECT budgets_spendcounter personas_persona"
 
 
 @pytest.fixture
@@ -166,19 +167,16 @@ def three_scopes(coder: Persona, data_dir: Any) -> None:
     (data_dir / "platform.toml").write_text("[platform.budget]\nmonthly_usd = 500.0\n")
 
 
-def test_with_caps_at_three_scopes_a_check_reads_their_spend_in_at_most_one_more_statement(
+def test_with_caps_at_three_scopes_a_check_reads_their_spend_in_the_same_statement(
     client: APIClient, three_scopes: None
 ) -> None:
     charge(client, "r-1")
     check(client)
     # The agent's and the platform's caps come from their files (a stat each, cached by
     # signature); their spend and holds, whatever the ledger's size, ride along the
-    # persona's one statement on SQLite (CROSS JOINs of one-row sums) and take one
-    # statement of their own on PostgreSQL (where planning them joined cost more).
-    if connection.vendor == "sqlite":
-        expected = ["SELECT budgets_apikey", SCOPES_READ]
-    else:
-        expected = ["SELECT budgets_apikey", ONE_READ, SCOPES_READ]
+    # persona's one statement (CROSS JOINs of one-row sums; on PostgreSQL a prepared
+    # statement, planned once per connection).
+    expected = ["SELECT budgets_apikey", SCOPES_READ]
     assert statements(lambda: check(client)) == expected
     body = check(client, 9.99).json()
     assert (body["allowed"], body["remaining_usd"]) == (True, {"daily": 9.99, "monthly": 19.99})
@@ -290,3 +288,50 @@ def test_a_check_naming_a_run_reads_the_run_and_its_holds_in_one_more_statement(
         f"{URL}/check", {"estimated_cost_usd": 0.8, "run_id": "task-1"}, format="json"
     ).json()
     assert (too_much["allowed"], too_much["scope"], too_much["limit"]) == (False, "run", "run_usd")
+
+
+def test_a_persona_of_the_scope_without_counters_is_summed_apart_once_then_counted(
+    client: APIClient, three_scopes: None, coder: Persona
+) -> None:
+    """A persona with no counter in a scope's windows (never charged in them, or its
+    counters dropped by an import) is named by the check's statement; its charges are
+    summed by id, so the scope's spend is never short, and the check builds its counters:
+    the next checks are one statement again."""
+    from budgets.services import counters, scopes
+    from personas.services.scopes import agent_scope
+
+    charge(client, "r-1")  # coder: 0.01
+    check(client)
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", SCOPES_READ]
+    counters.invalidate(coder)
+    agent = scopes.scope_budget(agent_scope("hermes"))
+    now = dt.datetime.now(dt.UTC)
+    with CaptureQueriesContext(connection) as captured:
+        usage = scopes.scope_usage("hermes", agent, None, now)[0]
+    # A read builds nothing (a reserve reads this way under its persona's lock).
+    assert [_kind(q["sql"]) for q in captured] == [SCOPES_READ, "SELECT budgets_charge"]
+    assert usage is not None
+    assert (usage.daily, usage.lifetime) == (10_000_000, 10_000_000)  # 0.01 USD
+    first = statements(lambda: check(client))
+    assert first[:3] == ["SELECT budgets_apikey", SCOPES_READ, "SELECT budgets_charge"]
+    assert "INSERT budgets_spendcounter" in first
+    assert statements(lambda: check(client)) == ["SELECT budgets_apikey", SCOPES_READ]
+    assert check(client, 9.99).json()["remaining_usd"] == {"daily": 9.99, "monthly": 19.99}
+
+
+@pytest.mark.requires_postgres
+def test_without_prepared_statements_the_scopes_sums_take_a_statement_of_their_own(
+    client: APIClient, three_scopes: None
+) -> None:
+    from django.test.utils import override_settings
+
+    charge(client, "r-1")
+    with override_settings(HAL0_DB_PREPARE=False):
+        check(client)
+        assert statements(lambda: check(client)) == [
+            "SELECT budgets_apikey",
+            ONE_READ,
+            SCOPES_READ,
+        ]
+        body = check(client, 9.99).json()
+    assert (body["allowed"], body["remaining_usd"]) == (True, {"daily": 9.99, "monthly": 19.99})

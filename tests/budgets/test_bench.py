@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from budgets.bench import report
 from budgets.bench.ledger import DAYS, grow_ledger, setup_persona
@@ -306,10 +305,8 @@ def test_the_bench_switches_agent_and_platform_caps_through_the_one_writer(
 
     assert (statements(), capped()) == (1, [False, False])
     set_scope_caps(bench_persona.agent_id, on=True)
-    # The agent's and the platform's spend ride along the persona's one statement on
-    # SQLite, and take one of their own on PostgreSQL.
-    scoped = 1 if connection.vendor == "sqlite" else 2
-    assert (statements(), capped()) == (scoped, [True, True])
+    # The agent's and the platform's spend ride along the persona's one statement.
+    assert (statements(), capped()) == (1, [True, True])
     set_scope_caps(bench_persona.agent_id, on=False)
     assert (statements(), capped()) == (1, [False, False])
     audited = BudgetChange.objects.filter(actor="bench", scope__in=["agent", "platform"])

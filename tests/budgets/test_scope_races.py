@@ -94,3 +94,53 @@ def test_24_clients_on_2_agents_never_overspend_the_platforms_daily_cap(
         "alpha",
         "beta",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checks_building_missing_counters_race_charges_without_deadlock_or_drift(
+    make_persona: Callable[..., Any], data_dir: Path
+) -> None:
+    """Half the clients check (no reserve) while the other half charge, on personas whose
+    counters were dropped and one never charged. Each check of the agent names the
+    personas lacking a counter and builds it (``scopes.fill_lacking``), in a transaction
+    of its own, while charges of those personas hold their lock and create the same
+    counters: nobody deadlocks, nothing is counted twice or lost."""
+    from budgets.services.counters import invalidate
+
+    personas = [make_persona("fleet", f"p{i}", budget_toml="") for i in range(3)]
+    idle = make_persona("fleet", "idle", budget_toml="")
+    (data_dir / "agents" / "fleet" / "agent.toml").write_text(
+        "[agent.budget]\ndaily_usd = 100.0\nmonthly_tokens = 1000000\n"
+    )
+    for n, persona in enumerate(personas):
+        budget_charge(
+            persona=persona, surface="race", model="m", cost_nanos=COST, request_id=f"seed{n}"
+        )
+        invalidate(persona)
+    answers: list[dict[str, Any]] = []
+
+    def client(n: int) -> None:
+        persona = Persona.objects.get(pk=personas[n % len(personas)].pk)
+        for attempt in range(3):
+            if n % 2:
+                answers.append(budget_check(persona=persona, estimate_nanos=COST))
+            else:
+                budget_charge(
+                    persona=persona,
+                    surface="race",
+                    model="m",
+                    cost_nanos=COST,
+                    request_id=f"c{n}-{attempt}",
+                    input_tokens=10,
+                    output_tokens=5,
+                )
+
+    assert _run_clients(client) == []
+    assert len(answers) == 36
+    assert all(a["allowed"] for a in answers)
+    # 3 seed charges and 12 clients x 3 charges of 0.10 each.
+    assert _total(personas) == 39 * COST
+    for persona in [*personas, idle]:
+        assert list(find_drift(persona=persona)) == []
+    after = budget_check(persona=Persona.objects.get(pk=idle.pk), estimate_nanos=0)
+    assert after["remaining_usd"] == {"daily": 100.0 - 3.9}

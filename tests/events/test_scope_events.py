@@ -85,6 +85,24 @@ def test_an_agents_window_alerts_once_across_its_personas(
     ]
 
 
+def test_an_agents_alert_counts_a_persona_whose_counters_were_dropped(
+    make_persona: MakePersona, data_dir: Path
+) -> None:
+    """The charge's read of the agent's spend names a persona without counters (dropped
+    by an import) and sums its charges apart: the warn comes at 80 % all the same."""
+    from budgets.services import counters
+
+    a, b = make_persona("hermes", "a", ""), make_persona("hermes", "b", "")
+    agent_caps(data_dir, "daily_usd = 1.0\n")
+    charge(a, 0.7)
+    counters.invalidate(a)
+    charge(b, 0.05)
+    assert events() == []  # 0.75 of 1.0
+    charge(b, 0.05)  # 0.8, of which 0.7 only in a's charges
+    assert events() == [("budget.warn", "agent", "hermes", "")]
+    assert alerts().get().spent_nanos == to_nanos(0.8)
+
+
 def test_another_agents_spend_does_not_count(make_persona: MakePersona, data_dir: Path) -> None:
     mine, theirs = make_persona("hermes", "a", ""), make_persona("other", "a", "")
     agent_caps(data_dir, "daily_usd = 1.0\n")
