@@ -140,3 +140,23 @@ def test_a_chunked_body_over_the_limit_is_413(coder: Persona, settings: Any) -> 
 
     assert status.startswith("413")
     assert json.loads(data)["error"]["code"] == "request.too_large"
+
+
+def test_a_worker_takes_what_it_loaded_out_of_the_collectors_sight() -> None:
+    """Once imported, the module has loaded the URL patterns and frozen what is alive
+    (``settle``): a fresh process, as a gunicorn worker starts."""
+    import os
+    import subprocess
+
+    probe = (
+        "import gc, hal0.wsgi\n"
+        "from django.urls import get_resolver\n"
+        "print(gc.get_freeze_count(), 'url_patterns' in vars(get_resolver()))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hal0.settings", "DEBUG": "true"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    frozen, loaded = out.stdout.split()
+    assert int(frozen) > 10_000
+    assert loaded == "True"
