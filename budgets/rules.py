@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 
 from hal0.money import usd_number
@@ -42,6 +43,10 @@ DEFAULT_WARN_AT = Decimal("0.8")
 # The windows in rule order, and their reason labels.
 WINDOWS: tuple[str, ...] = ("daily", "monthly", "lifetime")
 UNITS: tuple[Unit, ...] = ("usd", "tokens")
+# The field of Caps and Usage that holds a window's cap or spend in a unit.
+_FIELD: dict[tuple[str, str], str] = {
+    (w, u): w if u == "usd" else f"{w}_tokens" for w in WINDOWS for u in UNITS
+}
 STATUS_ORDER = {"none": 0, "ok": 1, "warn": 2, "exceeded": 3}
 PAUSED = "paused"
 
@@ -63,7 +68,7 @@ class Caps:
     paused: bool = False
 
     def window_cap(self, window: str, unit: Unit) -> int | None:
-        value: int | None = getattr(self, window if unit == "usd" else f"{window}_tokens")
+        value: int | None = getattr(self, _FIELD[window, unit])
         return value
 
     @property
@@ -96,7 +101,7 @@ class Usage:
     held_tokens: int = 0
 
     def spent(self, window: str, unit: Unit) -> int:
-        value: int = getattr(self, window if unit == "usd" else f"{window}_tokens")
+        value: int = getattr(self, _FIELD[window, unit])
         return value
 
     def held_of(self, unit: Unit) -> int:
@@ -194,10 +199,18 @@ def window_status(cap: int | None, spent: int, warn_at: Decimal = DEFAULT_WARN_A
         return "none"
     if spent >= cap:
         return "exceeded"
-    # Compared in exact decimals: 0.8 x 1.0 USD is 800,000,000 nano-USD, not 799,999,999.
-    if spent >= warn_at * cap:
+    # Compared exactly, in integers: 0.8 x 1.0 USD is 800,000,000 nano-USD, not
+    # 799,999,999 (and a Decimal product per window was a tenth of a check's rules).
+    numerator, denominator = _ratio(warn_at)
+    if spent * denominator >= numerator * cap:
         return "warn"
     return "ok"
+
+
+@lru_cache(maxsize=256)
+def _ratio(warn_at: Decimal) -> tuple[int, int]:
+    """``warn_at`` as an exact fraction (a Decimal is one: 0.8 is 4/5)."""
+    return warn_at.as_integer_ratio()
 
 
 def worst(statuses: Iterable[str]) -> str:

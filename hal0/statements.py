@@ -19,6 +19,7 @@ query log (``DEBUG``, ``CaptureQueriesContext``).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import Sequence
@@ -82,3 +83,16 @@ def _postgresql_run(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         cursor.execute(sql, params, prepare=True)
         row = cursor.fetchone()
     return None if row is None else tuple(row)
+
+
+# The last instant adapted for the database, and its adapted value: a check adapts the
+# same ``now`` for the persona's holds and again for each scope's.
+_STAMP: list[Any] = [None, None, None]
+
+
+def stamp_of(now: dt.datetime) -> Any:
+    """``connection.ops.adapt_datetimefield_value(now)``, once per instant and database."""
+    vendor = connection.vendor
+    if _STAMP[0] is not now or _STAMP[1] != vendor:
+        _STAMP[:] = [now, vendor, connection.ops.adapt_datetimefield_value(now)]
+    return _STAMP[2]

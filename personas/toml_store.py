@@ -522,7 +522,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def signature(path: Path) -> str:
+def signature(path: Path | str) -> str:
     """Cheap change detector: an editor's save changes mtime, size or inode."""
     st = os.stat(path)
     return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"

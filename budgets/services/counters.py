@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from budgets.models import Charge, Hold, SpendCounter
 from budgets.services.windows import LIFETIME_START, Windows, windows_at, zone
-from hal0.statements import fetch_one
+from hal0.statements import fetch_one, stamp_of
 from personas.models import Persona
 from personas.services import (
     find_persona,
@@ -260,7 +260,7 @@ def _counter_params(w: Windows) -> list[Any]:
 
 
 def _held_params(now: dt.datetime) -> list[Any]:
-    stamp = connection.ops.adapt_datetimefield_value(now)
+    stamp = stamp_of(now)
     return [Hold.State.ACTIVE, stamp, Hold.State.ACTIVE, stamp]
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 from django.conf import settings
@@ -33,7 +33,7 @@ from budgets import rules
 from budgets.models import Charge, Hold, SpendCounter
 from budgets.services.counters import _keys, _rebuild
 from budgets.services.windows import Windows, windows_at
-from hal0.statements import fetch_one, prepared_statements
+from hal0.statements import fetch_one, prepared_statements, stamp_of
 from personas.models import Agent, Persona, Platform
 from personas.services.scopes import (
     NO_FILE,
@@ -131,15 +131,14 @@ _CACHE_MAX = 10_000
 
 # Per worker: each scope file's path in a data folder (building it with pathlib cost more
 # than the stat itself on every check).
-_PATHS: dict[tuple[Path, ScopeFile], tuple[str, Path]] = {}
+_PATHS: dict[tuple[str, ScopeFile], str] = {}
 
 
-def _path_of(scope: ScopeFile) -> tuple[str, Path]:
-    key = (Path(settings.HAL0_DATA_DIR), scope)
+def _path_of(scope: ScopeFile) -> str:
+    key = (os.fspath(settings.HAL0_DATA_DIR), scope)
     found = _PATHS.get(key)
     if found is None:
-        path = scope.path
-        found = (str(path), path)
+        found = str(scope.path)
         if len(_PATHS) >= _CACHE_MAX:
             _PATHS.clear()
         _PATHS[key] = found
@@ -148,9 +147,9 @@ def _path_of(scope: ScopeFile) -> tuple[str, Path]:
 
 def scope_budget(scope: ScopeFile) -> ScopeBudget:
     """The scope's caps: one ``os.stat`` while its file is unchanged, no query."""
-    key, path = _path_of(scope)
+    key = _path_of(scope)
     try:
-        sig = signature(path)
+        sig = signature(key)
     except (FileNotFoundError, NotADirectoryError):
         sig = NO_FILE  # as ``file_signature`` says it
     cached = _CACHE.get(key)
@@ -240,9 +239,11 @@ def _lock_sql(vendor: str, kind: Kind) -> str:
 
 # The counter joins' aliases, one per window: day, month, lifetime.
 _ALIASES = ("d", "m", "l")
+# Per window, the counter's columns summed and the suffix each sum is named by.
+_SPEND_COLUMNS = (("spent_nanos", "s"), ("tokens", "t"))
 
 
-def _lacking(vendor: str, aliases: Sequence[str]) -> str:
+def _lacking(vendor: str, aliases: Sequence[str], only: str = "") -> str:
     """An aggregate over the scope's personas: ``id:aliases`` for each persona lacking one
     of these counters (``12:dm``: no day and no month counter), comma-separated; NULL when
     none lacks one. What those personas spent is then summed apart (``missing_spend``)."""
@@ -251,6 +252,8 @@ def _lacking(vendor: str, aliases: Sequence[str]) -> str:
         f"(CASE WHEN {a}.{qn('persona_id')} IS NULL THEN '{a}' ELSE '' END)" for a in aliases
     )
     lacking = " OR ".join(f"{a}.{qn('persona_id')} IS NULL" for a in aliases)
+    if only:  # a condition on the persona row (its agent, in a pass shared by two scopes)
+        lacking = f"{only} AND ({lacking})"
     item = f"CASE WHEN {lacking} THEN CAST(p.{qn('id')} AS TEXT) || ':' || {flags} END"
     aggregate = "STRING_AGG" if vendor == "postgresql" else "GROUP_CONCAT"
     return f"{aggregate}({item}, ',')"
@@ -284,7 +287,7 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
         sums = ", ".join(
             f"COALESCE(SUM({a}.{qn(column)}), 0) AS {a}{unit}"
             for a in _ALIASES
-            for column, unit in (("spent_nanos", "s"), ("tokens", "t"))
+            for column, unit in _SPEND_COLUMNS
         )
         where = f"WHERE p.{qn('agent_id')} = %s" if filtered else ""
         return (
@@ -318,37 +321,119 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
     return f"SELECT * FROM {', '.join(parts)}"  # noqa: S608
 
 
+@lru_cache(maxsize=4)
+@lru_cache(maxsize=4)
+def _shared_sql(vendor: str, joined: bool) -> str:
+    """``_spend_sql`` for both scopes when they cut their windows in the same zone: one
+    pass over every persona's counters and one over the active holds, the agent's sums
+    picked out by its id, instead of a pass per scope (the agent's personas read twice).
+    The same columns in the same order as ``_spend_sql(vendor, True, True)``."""
+    qn = connection.ops.quote_name
+    persona_t = qn(Persona._meta.db_table)
+    hold_t = qn(Hold._meta.db_table)
+    mine = f"p.{qn('agent_id')} = %s"
+    joins = " ".join(_counter_join(alias) for alias in _ALIASES)
+    cells = [(a, column, unit) for a in _ALIASES for column, unit in _SPEND_COLUMNS]
+    agent_sums = ", ".join(
+        f"COALESCE(SUM(CASE WHEN {mine} THEN {a}.{qn(column)} END), 0) AS a_{a}{unit}"
+        for a, column, unit in cells
+    )
+    every_sum = ", ".join(
+        f"COALESCE(SUM({a}.{qn(column)}), 0) AS t_{a}{unit}" for a, column, unit in cells
+    )
+    spend = (
+        f"(SELECT {agent_sums}, {_lacking(vendor, _ALIASES, mine)} AS a_miss, "  # noqa: S608
+        f"{every_sum}, {_lacking(vendor, _ALIASES)} AS t_miss "
+        f"FROM {persona_t} p {joins}) s"
+    )
+    amount, tokens = qn("amount_nanos"), qn("amount_tokens")
+    held = (
+        f"(SELECT COALESCE(SUM(CASE WHEN {mine} THEN h.{amount} END), 0) AS a_hn, "  # noqa: S608
+        f"COALESCE(SUM(CASE WHEN {mine} THEN h.{tokens} END), 0) AS a_ht, "
+        f"COALESCE(SUM(h.{amount}), 0) AS t_hn, COALESCE(SUM(h.{tokens}), 0) AS t_ht "
+        f"FROM {hold_t} h JOIN {persona_t} p ON p.{qn('id')} = h.{qn('persona_id')} "
+        f"WHERE h.{qn('state')} = %s AND h.{qn('expires_at')} > %s) hs"
+    )
+    if joined:
+        return f"CROSS JOIN {spend} CROSS JOIN {held}"
+    return f"SELECT {_shared_columns()} FROM {spend}, {held}"  # noqa: S608
+
+
+@lru_cache(maxsize=1)
+def _shared_columns() -> str:
+    """``_shared_sql``'s columns in ``_spend_sql``'s order: the agent's, then the platform's."""
+    out = []
+    for scope in ("a", "t"):
+        out += [f"s.{scope}_{a}{unit}" for a in _ALIASES for _, unit in _SPEND_COLUMNS]
+        out += [f"s.{scope}_miss", f"hs.{scope}_hn", f"hs.{scope}_ht"]
+    return ", ".join(out)
+
+
+def _shared_params(agent_id: str, w: Windows, now: dt.datetime) -> list[Any]:
+    """``_shared_sql``'s values in its placeholders' order: the agent's id for each of
+    its 7 picked columns, the counter joins, then the holds' (the id twice, state, now)."""
+    ids = [agent_id] * (len(_ALIASES) * len(_SPEND_COLUMNS) + 1)
+    joins = _window_params(connection.vendor, w)
+    return [*ids, *joins, agent_id, agent_id, _ACTIVE, stamp_of(now)]
+
+
 def _scope_aliases(agent: bool, platform: bool) -> str:
     """The columns of ``_spend_sql(..., joined=True)``, in the standalone order."""
     aliases = (["a", "ah"] if agent else []) + (["t", "th"] if platform else [])
     return ", ".join(f"{alias}.*" for alias in aliases)
 
 
+# A hold's state as the statements compare it (a plain string: no enum lookup per check).
+_ACTIVE = str(Hold.State.ACTIVE.value)
+
+
 def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
-    out = list(_window_params(connection.vendor, w))
-    if agent_id is not None:
-        out.append(agent_id)
-    held: list[Any] = []
-    if agent_id is not None:
-        held.append(agent_id)
-    held += [Hold.State.ACTIVE, connection.ops.adapt_datetimefield_value(now)]
-    return out + held
+    """In the order of ``_spend_sql``'s placeholders for one scope: the counter joins, the
+    agent's id (its personas), then the holds' (the agent's id again, state, instant)."""
+    joins = _window_params(connection.vendor, w)
+    if agent_id is None:
+        return [*joins, _ACTIVE, stamp_of(now)]
+    return [*joins, agent_id, agent_id, _ACTIVE, stamp_of(now)]
 
 
-@lru_cache(maxsize=64)
+# Per process and zone: the counter joins' values for the windows last asked for. They
+# are the same all day long (``windows_at`` hands out the same object until the day
+# ends), so adapted once per zone and day rather than on every check.
+_WINDOW_PARAMS: dict[tuple[str, str], tuple[Windows, tuple[Any, ...]]] = {}
+
+
 def _window_params(vendor: str, w: Windows) -> tuple[Any, ...]:
-    """The counter joins' values for a scope's windows: the same all day long, so adapted
-    once per zone and day rather than on every check."""
+    found = _WINDOW_PARAMS.get((vendor, w.tz))
+    if found is not None and found[0] is w:
+        return found[1]
     ops = connection.ops
     params: list[Any] = []
     for window, tz, start in _keys(w):
         params += [str(window), tz, ops.adapt_datefield_value(start)]
+    if len(_WINDOW_PARAMS) >= _CACHE_MAX:
+        _WINDOW_PARAMS.clear()
+    _WINDOW_PARAMS[(vendor, w.tz)] = (w, tuple(params))
     return tuple(params)
+
+
+def _shares(agent: ScopeBudget | None, platform: ScopeBudget | None) -> bool:
+    """Whether both scopes are read and in one pass (same zone: the same counters)."""
+    return agent is not None and platform is not None and agent.timezone == platform.timezone
+
+
+def _usage_sql(
+    vendor: str, agent: ScopeBudget | None, platform: ScopeBudget | None, joined: bool
+) -> str:
+    if _shares(agent, platform):
+        return _shared_sql(vendor, joined)
+    return _spend_sql(vendor, agent is not None, platform is not None, joined)
 
 
 def _usage_params(
     agent_id: str, agent: ScopeBudget | None, platform: ScopeBudget | None, now: dt.datetime
 ) -> list[Any]:
+    if agent is not None and _shares(agent, platform):
+        return _shared_params(agent_id, windows_at(agent.timezone, now), now)
     params: list[Any] = []
     if agent is not None:
         params += _spend_params(windows_at(agent.timezone, now), agent_id, now)
@@ -467,8 +552,7 @@ def scope_usage(
     if agent is None and platform is None:
         return None, None
     params = _usage_params(agent_id, agent, platform, now)
-    sql = _spend_sql(connection.vendor, agent is not None, platform is not None)
-    values = fetch_one(sql, params)
+    values = fetch_one(_usage_sql(connection.vendor, agent, platform, False), params)
     assert values is not None  # aggregates only: always one row
     return _usage_of_values(values, agent, platform, now)
 
@@ -507,13 +591,14 @@ def usage_read(
     if wanted_agent is None and wanted_platform is None:
         return None
     a, t = wanted_agent is not None, wanted_platform is not None
+    shared = _shares(wanted_agent, wanted_platform)
     return UsageRead(
         agent_id=agent_id,
         agent=wanted_agent,
         platform=wanted_platform,
         now=now,
-        joins=_spend_sql(connection.vendor, a, t, joined=True),
-        columns=_scope_aliases(a, t),
+        joins=_usage_sql(connection.vendor, wanted_agent, wanted_platform, True),
+        columns=_shared_columns() if shared else _scope_aliases(a, t),
         params=_usage_params(agent_id, wanted_agent, wanted_platform, now),
     )
 

@@ -43,8 +43,25 @@ def _next_month(first: dt.date) -> dt.date:
     return dt.date(first.year + (first.month == 12), first.month % 12 + 1, 1)
 
 
+# Per process: the windows last cut in each zone. A check cuts the same ones over and
+# over (the persona's, the agent's, the platform's), and cutting them was a tenth of it.
+_LAST: dict[str, Windows] = {}
+_LAST_MAX = 1_000
+
+
 def windows_at(tz_name: str, instant: dt.datetime) -> Windows:
     """The day and month windows of ``tz_name`` that contain ``instant``."""
+    last = _LAST.get(tz_name)
+    if last is not None and instant.tzinfo is not None and last.day_begin <= instant < last.day_end:
+        return last
+    found = _cut(tz_name, instant)
+    if len(_LAST) >= _LAST_MAX:
+        _LAST.clear()
+    _LAST[tz_name] = found
+    return found
+
+
+def _cut(tz_name: str, instant: dt.datetime) -> Windows:
     tzinfo = zone(tz_name or "UTC")
     day = instant.astimezone(tzinfo).date()
     month = day.replace(day=1)

@@ -10,7 +10,6 @@ import json
 import os
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -160,7 +159,7 @@ def persona_file_signature(agent_id: str, persona_id: str) -> str | None:
     # Same path as paths.persona_file (ids validated just above), without pathlib's cost.
     file = os.path.join(settings.HAL0_DATA_DIR, "agents", agent_id, "personas", persona_id)
     try:
-        return signature(Path(file + ".toml"))
+        return signature(file + ".toml")
     except FileNotFoundError:
         return None
 
@@ -170,6 +169,11 @@ def hot_persona_query() -> tuple[str, str, int]:
     ``(columns, table, width)``. Select ``columns`` from ``table`` (aliased ``p``) where
     ``p.agent_id`` and ``p.slug`` match, and hand the first ``width`` values of the row
     to :func:`persona_from_hot_row` once :func:`hot_row_is_current` accepts them."""
+    return _hot_persona_query(connection.vendor)
+
+
+@lru_cache(maxsize=4)
+def _hot_persona_query(vendor: str) -> tuple[str, str, int]:
     qn = connection.ops.quote_name
     columns = ", ".join(f"p.{qn(c)}" for c in _HOT_COLUMNS)
     return columns, qn(Persona._meta.db_table), len(_HOT_COLUMNS)
