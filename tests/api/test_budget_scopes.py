@@ -134,6 +134,37 @@ def test_the_platform_cap_counts_every_agent_and_holds_count_as_spent(
     assert result["remaining_usd"] == {"lifetime": 0.2}
 
 
+@pytest.mark.parametrize("platform_zone", ["UTC", "Asia/Tokyo"])
+def test_agent_and_platform_caps_together_count_each_scopes_spend_holds_and_tokens(
+    make_persona: MakePersona, data_dir: Path, platform_zone: str
+) -> None:
+    """Both scopes capped: in one zone they are read in one pass over the counters (the
+    agent's picked out by its id), in two zones in a pass each; the figures are the same."""
+    coder = make_persona("hermes", "coder", "")
+    writer = make_persona("hermes", "writer", "")
+    idle = make_persona("hermes", "idle", "")  # never charged: no counters
+    stranger = make_persona("zeus", "coder", "")
+    agent_caps(data_dir, 'daily_usd = 2.0\ndaily_tokens = 1000\ntimezone = "UTC"\n')
+    platform_caps(data_dir, f'daily_usd = 3.0\ndaily_tokens = 5000\ntimezone = "{platform_zone}"\n')
+    charge(coder, "0.5", tokens=100)
+    charge(writer, "0.25", tokens=200)
+    charge(stranger, "1", tokens=3000)
+    held = budget_check(
+        persona=stranger, estimate_nanos=usd("0.5"), estimate_tokens=500, reserve=True, now=NOON
+    )
+    assert held["allowed"] is True
+    # Agent: 0.75 of 2.0 spent, 300 of 1000 tokens. Platform: 1.75 spent + 0.5 held of
+    # 3.0, 3300 + 500 held of 5000 tokens.
+    result = check(idle, "0", tokens=0)
+    assert result["remaining_usd"] == {"daily": 0.75}
+    assert check(idle, "0.75", tokens=1)["allowed"] is True
+    blocked = check(idle, "0.750000001", tokens=1)
+    assert (blocked["scope"], blocked["limit"]) == ("platform", "daily")
+    assert check(idle, "0.1", tokens=700)["allowed"] is True
+    by_tokens = check(idle, "0.1", tokens=701)
+    assert (by_tokens["scope"], by_tokens["limit"]) == ("agent", "daily_tokens")
+
+
 def test_a_per_call_token_cap_uses_the_checks_token_estimate(
     make_persona: MakePersona, data_dir: Path, api_client: APIClient
 ) -> None:

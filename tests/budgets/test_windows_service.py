@@ -219,3 +219,19 @@ def test_every_instant_of_a_year_lies_in_one_day_and_month_that_tile_time(tz: st
         assert dt.timedelta(hours=23) <= w.day_end - w.day_begin <= dt.timedelta(hours=25)
         previous = w
         instant += dt.timedelta(minutes=15)
+
+
+def test_windows_cut_again_when_an_instant_leaves_the_day_they_were_cut_for() -> None:
+    """The windows are reused within a day (one per zone, per process) and cut anew at
+    the next day's first instant, and for an earlier day too (a charge's own ts)."""
+    tokyo = "Asia/Tokyo"
+    evening = dt.datetime(2026, 1, 31, 14, 59, 59, 999999, tzinfo=dt.UTC)  # 23:59:59 there
+    first = windows_at(tokyo, evening)
+    assert windows_at(tokyo, evening - dt.timedelta(hours=8)) is first
+    midnight = windows_at(tokyo, evening + dt.timedelta(microseconds=1))
+    assert (midnight.day, midnight.month) == (dt.date(2026, 2, 1), dt.date(2026, 2, 1))
+    earlier = windows_at(tokyo, evening - dt.timedelta(days=40))
+    assert (earlier.day, earlier.month) == (dt.date(2025, 12, 22), dt.date(2025, 12, 1))
+    assert windows_at(tokyo, evening) == first
+    # A naive instant is not compared with the cached windows' aware ones.
+    assert windows_at(tokyo, dt.datetime(2026, 1, 31, 12, 0)).tz == tokyo
