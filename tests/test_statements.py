@@ -75,3 +75,17 @@ def test_on_postgresql_prepared_statements_can_be_turned_off() -> None:
             [f"%FROM {TABLE} WHERE id <> $1 AND%"],
         )
         assert cursor.fetchone() == (0,)
+
+
+@pytest.mark.requires_postgres
+def test_on_postgresql_a_prepared_statement_keeps_one_plan_for_any_values() -> None:
+    sql = f"SELECT count(*) FROM {TABLE} WHERE id <> %s AND id <> %s AND id <> %s"  # noqa: S608
+    for n in range(7):
+        fetch_one(sql, [f"a{n}", "b", "c"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            [f"%FROM {TABLE} WHERE id <> $1 AND id <> $2 AND id <> $3%"],
+        )
+        assert cursor.fetchone() == (7, 0)

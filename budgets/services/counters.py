@@ -239,11 +239,18 @@ def _counter_columns() -> str:
     )
 
 
+# An active hold, as the hot statements select it. The state is written into the text, not
+# bound: PostgreSQL plans these prepared statements once for any values (a generic plan,
+# hal0/postgresql), and only a constant lets it see from its statistics that few holds
+# are active and take the (state, expires_at) index rather than read every hold.
+ACTIVE_HOLD = f"'{Hold.State.ACTIVE.value}'"
+
+
 def _held_columns(owner: str) -> str:
     qn = connection.ops.quote_name
     where = (
         f"FROM {qn(Hold._meta.db_table)} WHERE {qn('persona_id')} = {owner} "
-        f"AND {qn('state')} = %s AND {qn('expires_at')} > %s"
+        f"AND {qn('state')} = {ACTIVE_HOLD} AND {qn('expires_at')} > %s"
     )
     return (
         f"(SELECT COALESCE(SUM({qn('amount_nanos')}), 0) {where}), "
@@ -261,7 +268,7 @@ def _counter_params(w: Windows) -> list[Any]:
 
 def _held_params(now: dt.datetime) -> list[Any]:
     stamp = stamp_of(now)
-    return [Hold.State.ACTIVE, stamp, Hold.State.ACTIVE, stamp]
+    return [stamp, stamp]
 
 
 def _spend_of_row(values: Sequence[Any]) -> tuple[WindowSpend, Held] | None:
@@ -288,7 +295,8 @@ def spend_and_held(persona: Persona, w: Windows, now: dt.datetime) -> tuple[Wind
     because compiling its queries costs more than the whole check may take. A missing
     counter falls back to :func:`window_spend`, which rebuilds it.
     """
-    params: list[Any] = [persona.pk, *_held_params(now)[:2], persona.pk, *_held_params(now)[2:]]
+    stamp = stamp_of(now)
+    params: list[Any] = [persona.pk, stamp, persona.pk, stamp]
     for key_params in _split3(_counter_params(w)):
         params += [persona.pk, *key_params]
     values = fetch_one(_hot_sql(connection.vendor), params)

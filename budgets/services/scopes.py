@@ -31,7 +31,7 @@ from django.db.models.functions import Coalesce
 
 from budgets import rules
 from budgets.models import Charge, Hold, SpendCounter
-from budgets.services.counters import _keys, _rebuild
+from budgets.services.counters import ACTIVE_HOLD, _keys, _rebuild
 from budgets.services.windows import Windows, windows_at
 from hal0.statements import fetch_one, prepared_statements, stamp_of
 from personas.models import Agent, Persona, Platform
@@ -296,7 +296,7 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
         )
 
     def held(filtered: bool) -> str:
-        active = f"h.{qn('state')} = %s AND h.{qn('expires_at')} > %s"
+        active = f"h.{qn('state')} = {ACTIVE_HOLD} AND h.{qn('expires_at')} > %s"
         if filtered:
             source = (
                 f"{hold_t} h JOIN {persona_t} p ON p.{qn('id')} = h.{qn('persona_id')} "
@@ -352,7 +352,7 @@ def _shared_sql(vendor: str, joined: bool) -> str:
         f"COALESCE(SUM(CASE WHEN {mine} THEN h.{tokens} END), 0) AS a_ht, "
         f"COALESCE(SUM(h.{amount}), 0) AS t_hn, COALESCE(SUM(h.{tokens}), 0) AS t_ht "
         f"FROM {hold_t} h JOIN {persona_t} p ON p.{qn('id')} = h.{qn('persona_id')} "
-        f"WHERE h.{qn('state')} = %s AND h.{qn('expires_at')} > %s) hs"
+        f"WHERE h.{qn('state')} = {ACTIVE_HOLD} AND h.{qn('expires_at')} > %s) hs"
     )
     if joined:
         return f"CROSS JOIN {spend} CROSS JOIN {held}"
@@ -371,10 +371,10 @@ def _shared_columns() -> str:
 
 def _shared_params(agent_id: str, w: Windows, now: dt.datetime) -> list[Any]:
     """``_shared_sql``'s values in its placeholders' order: the agent's id for each of
-    its 7 picked columns, the counter joins, then the holds' (the id twice, state, now)."""
+    its 7 picked columns, the counter joins, then the holds' (the id twice, the instant)."""
     ids = [agent_id] * (len(_ALIASES) * len(_SPEND_COLUMNS) + 1)
     joins = _window_params(connection.vendor, w)
-    return [*ids, *joins, agent_id, agent_id, _ACTIVE, stamp_of(now)]
+    return [*ids, *joins, agent_id, agent_id, stamp_of(now)]
 
 
 def _scope_aliases(agent: bool, platform: bool) -> str:
@@ -383,17 +383,13 @@ def _scope_aliases(agent: bool, platform: bool) -> str:
     return ", ".join(f"{alias}.*" for alias in aliases)
 
 
-# A hold's state as the statements compare it (a plain string: no enum lookup per check).
-_ACTIVE = str(Hold.State.ACTIVE.value)
-
-
 def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
     """In the order of ``_spend_sql``'s placeholders for one scope: the counter joins, the
-    agent's id (its personas), then the holds' (the agent's id again, state, instant)."""
+    agent's id (its personas), then the holds' (the agent's id again, the instant)."""
     joins = _window_params(connection.vendor, w)
     if agent_id is None:
-        return [*joins, _ACTIVE, stamp_of(now)]
-    return [*joins, agent_id, agent_id, _ACTIVE, stamp_of(now)]
+        return [*joins, stamp_of(now)]
+    return [*joins, agent_id, agent_id, stamp_of(now)]
 
 
 # Per process and zone: the counter joins' values for the windows last asked for. They
