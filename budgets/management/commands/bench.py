@@ -144,7 +144,7 @@ class Command(BaseCommand):
         if tool == "auto":
             tool = "wrk" if http.wrk_available() else "python"
 
-        command = ["python", "manage.py", "bench", "--sizes", ",".join(map(str, sizes))]
+        command = [".venv/bin/python", "manage.py", "bench", "--sizes", ",".join(map(str, sizes))]
         command += ["--runs", str(runs), "--samples", str(samples)]
         command += ["--databases", ",".join(databases)]
         if postgres_url and "postgresql" in databases:
