@@ -68,10 +68,10 @@ HAL0_WEBHOOK_RETRY_FOR_S = env.float("HAL0_WEBHOOK_RETRY_FOR_S", default=86_400.
 HAL0_WEBHOOK_BATCH = env.int("HAL0_WEBHOOK_BATCH", default=20)
 # An endpoint with this many failed attempts in a row shows as failing in the admin.
 HAL0_WEBHOOK_FAILING_AFTER = env.int("HAL0_WEBHOOK_FAILING_AFTER", default=3)
-# API keys are required unless an operator explicitly runs an open local service.
 # PostgreSQL: the check's statements are prepared once per connection (hal0/statements.py);
 # off for a connection pooler that cannot keep prepared statements.
 HAL0_DB_PREPARE = env.bool("HAL0_DB_PREPARE", default=True)
+# API keys are required unless an operator explicitly runs an open local service.
 HAL0_REQUIRE_API_KEY = env.bool("HAL0_REQUIRE_API_KEY", default=True)
 
 INSTALLED_APPS = [

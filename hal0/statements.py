@@ -85,14 +85,19 @@ def _postgresql_run(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     return None if row is None else tuple(row)
 
 
-# The last instant adapted for the database, and its adapted value: a check adapts the
-# same ``now`` for the persona's holds and again for each scope's.
-_STAMP: list[Any] = [None, None, None]
+# The last instant adapted for the database: (instant, vendor, adapted value). A check
+# adapts the same ``now`` for the persona's holds and again for each scope's. One tuple,
+# replaced whole, so a thread never pairs its instant with another thread's value.
+_STAMP: tuple[Any, str, Any] = (None, "", None)
 
 
 def stamp_of(now: dt.datetime) -> Any:
     """``connection.ops.adapt_datetimefield_value(now)``, once per instant and database."""
+    global _STAMP
+    last = _STAMP
     vendor = connection.vendor
-    if _STAMP[0] is not now or _STAMP[1] != vendor:
-        _STAMP[:] = [now, vendor, connection.ops.adapt_datetimefield_value(now)]
-    return _STAMP[2]
+    if last[0] is now and last[1] == vendor:
+        return last[2]
+    value = connection.ops.adapt_datetimefield_value(now)
+    _STAMP = (now, vendor, value)
+    return value

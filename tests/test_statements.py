@@ -89,3 +89,16 @@ def test_on_postgresql_a_prepared_statement_keeps_one_plan_for_any_values() -> N
             [f"%FROM {TABLE} WHERE id <> $1 AND id <> $2 AND id <> $3%"],
         )
         assert cursor.fetchone() == (7, 0)
+
+
+def test_an_instant_is_adapted_for_the_database_as_django_adapts_it() -> None:
+    import datetime as dt
+
+    from hal0.statements import stamp_of
+
+    first = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+    second = first + dt.timedelta(microseconds=1)
+    adapt = connection.ops.adapt_datetimefield_value
+    assert stamp_of(first) == adapt(first)
+    assert stamp_of(second) == adapt(second)
+    assert stamp_of(first) == adapt(first)  # the last one is remembered, not the first
