@@ -217,16 +217,17 @@ class Held:
     tokens: int = 0
 
 
-def _counter_joins(owner: str) -> str:
-    """LEFT JOINs of the day, month and lifetime counters of persona ``owner`` (an SQL
-    expression), as ``d``, ``m``, ``l``; their columns are NULL for a missing counter."""
+def _counter_joins(owner: str, aliases: Sequence[str] = ("d", "m", "l")) -> str:
+    """LEFT JOINs of the counters of persona ``owner`` (an SQL expression), one per alias:
+    by default the day, month and lifetime ones as ``d``, ``m``, ``l``. Each takes its
+    window, zone and start as placeholders; its columns are NULL for a missing counter."""
     qn = connection.ops.quote_name
     table = qn(SpendCounter._meta.db_table)
     return " ".join(
         f"LEFT JOIN {table} {alias} ON {alias}.{qn('persona_id')} = {owner} "
         f"AND {alias}.{qn('window')} = %s AND {alias}.{qn('tz')} = %s "
         f"AND {alias}.{qn('start')} = %s"
-        for alias in ("d", "m", "l")
+        for alias in aliases
     )
 
 

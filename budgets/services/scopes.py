@@ -30,8 +30,8 @@ from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
 from budgets import rules
-from budgets.models import Charge, Hold, SpendCounter
-from budgets.services.counters import ACTIVE_HOLD, _keys, _rebuild
+from budgets.models import Charge, Hold
+from budgets.services.counters import ACTIVE_HOLD, _counter_joins, _keys, _rebuild
 from budgets.services.windows import Windows, windows_at
 from hal0.statements import fetch_one, prepared_statements, stamp_of
 from personas.models import Agent, Persona, Platform
@@ -259,13 +259,9 @@ def _lacking(vendor: str, aliases: Sequence[str], only: str = "") -> str:
     return f"{aggregate}({item}, ',')"
 
 
-def _counter_join(alias: str) -> str:
-    qn = connection.ops.quote_name
-    return (
-        f"LEFT JOIN {qn(SpendCounter._meta.db_table)} {alias} "
-        f"ON {alias}.{qn('persona_id')} = p.{qn('id')} AND {alias}.{qn('window')} = %s "
-        f"AND {alias}.{qn('tz')} = %s AND {alias}.{qn('start')} = %s"
-    )
+def _counter_join(*aliases: str) -> str:
+    """``counters._counter_joins`` for the scope's persona rows ``p``."""
+    return _counter_joins(f"p.{connection.ops.quote_name('id')}", aliases)
 
 
 @lru_cache(maxsize=16)
@@ -283,7 +279,7 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
     hold_t = qn(Hold._meta.db_table)
 
     def spend(filtered: bool) -> str:
-        joins = " ".join(_counter_join(alias) for alias in _ALIASES)
+        joins = _counter_join(*_ALIASES)
         sums = ", ".join(
             f"COALESCE(SUM({a}.{qn(column)}), 0) AS {a}{unit}"
             for a in _ALIASES
@@ -332,7 +328,7 @@ def _shared_sql(vendor: str, joined: bool) -> str:
     persona_t = qn(Persona._meta.db_table)
     hold_t = qn(Hold._meta.db_table)
     mine = f"p.{qn('agent_id')} = %s"
-    joins = " ".join(_counter_join(alias) for alias in _ALIASES)
+    joins = _counter_join(*_ALIASES)
     cells = [(a, column, unit) for a in _ALIASES for column, unit in _SPEND_COLUMNS]
     agent_sums = ", ".join(
         f"COALESCE(SUM(CASE WHEN {mine} THEN {a}.{qn(column)} END), 0) AS a_{a}{unit}"
