@@ -122,7 +122,13 @@ class Hold(models.Model):
         RELEASED = "released", "released"
 
     id = models.CharField(primary_key=True, max_length=40)
-    persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="holds")
+    # No index of its own: hold_persona_active leads with the persona. With both, a plan
+    # made before the table had statistics could take this one for a persona's active
+    # holds and read every hold the persona ever had (docs/architecture.md, "Plans made
+    # before the statistics").
+    persona = models.ForeignKey(
+        Persona, on_delete=models.PROTECT, related_name="holds", db_index=False
+    )
     amount_nanos = models.BigIntegerField()
     # The check's token estimate (input + max output tokens; 1 when it sent neither),
     # reserved against every token cap of the persona, its agent and the platform.
@@ -182,7 +188,10 @@ class SpendCounter(models.Model):
         MONTH = "month", "month"
         LIFETIME = "lifetime", "lifetime"
 
-    persona = models.ForeignKey(Persona, on_delete=models.CASCADE, related_name="counters")
+    # No index of its own: counter_unique_window leads with the persona (as for holds).
+    persona = models.ForeignKey(
+        Persona, on_delete=models.CASCADE, related_name="counters", db_index=False
+    )
     window = models.CharField(max_length=16, choices=Window.choices)
     tz = models.CharField(max_length=64, blank=True)
     start = models.DateField()

@@ -318,7 +318,6 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
 
 
 @lru_cache(maxsize=4)
-@lru_cache(maxsize=4)
 def _shared_sql(vendor: str, joined: bool) -> str:
     """``_spend_sql`` for both scopes when they cut their windows in the same zone: one
     pass over every persona's counters and one over the active holds, the agent's sums

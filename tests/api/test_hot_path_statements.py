@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -335,3 +335,42 @@ def test_without_prepared_statements_the_scopes_sums_take_a_statement_of_their_o
         ]
         body = check(client, 9.99).json()
     assert (body["allowed"], body["remaining_usd"]) == (True, {"daily": 9.99, "monthly": 19.99})
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["persona caps", "three scopes"])
+def test_on_postgresql_a_check_reads_none_of_the_personas_settled_holds(
+    client: APIClient, coder: Persona, data_dir: Any, above: bool
+) -> None:
+    """A persona's active holds are found through the index that leads with (persona,
+    state): a check reads none of the settled ones, however many there are and whatever
+    statistics PostgreSQL had when it planned the statement (here: none yet, as on a
+    server whose autovacuum has not come round)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's per-transaction table statistics")
+    from budgets.models import Hold
+    from budgets.services.budget import budget_check_by_id, hold_release
+
+    if above:
+        (data_dir / "agents" / "hermes" / "agent.toml").write_text(
+            "[agent.budget]\ndaily_usd = 30.0\n"
+        )
+        (data_dir / "platform.toml").write_text("[platform.budget]\nmonthly_usd = 500.0\n")
+    # 300 holds reserved and released, one at a time, as callers leave them.
+    for _ in range(300):
+        taken = budget_check_by_id(
+            agent_id="hermes", persona_id="coder", estimate_nanos=10, reserve=True, actor="t"
+        )
+        hold_release(persona=coder, hold_id=taken["hold"]["id"], actor="t")
+    connection.close()  # a new connection: the check's statement is prepared and planned now
+    check(client)
+    with transaction.atomic():
+        check(client)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables "
+                "WHERE relname = %s",
+                [Hold._meta.db_table],
+            )
+            seq_read, index_fetched = cursor.fetchone()
+    assert seq_read == 0
+    assert index_fetched < 10  # rows, not the persona's settled holds
