@@ -142,7 +142,12 @@ class Hold(models.Model):
     actor = models.CharField(max_length=200, blank=True)
     # A hold taken for a run reserves against the run's budget too.
     run = models.ForeignKey(
-        Run, on_delete=models.PROTECT, null=True, blank=True, related_name="holds"
+        Run,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="holds",
+        db_index=False,  # hold_run_active leads with it
     )
     # Idempotent reserve: a check with ``reserve`` and a ``request_id`` takes at most one
     # hold per (persona, request_id). A repeat with the same body (``body_sha256``) answers
@@ -162,6 +167,9 @@ class Hold(models.Model):
             # The platform's held sum: every persona's active holds (an agent's go through
             # hold_persona_active, one persona at a time).
             models.Index(fields=["state", "expires_at"], name="hold_active"),
+            # A run's active holds, read by every check naming the run: without the state
+            # in the index, each such check read every hold the run ever took.
+            models.Index(fields=["run", "state", "expires_at"], name="hold_run_active"),
         ]
         constraints = [
             models.UniqueConstraint(
