@@ -39,9 +39,10 @@ def _qmark(sql: str) -> str:
     return _PLACEHOLDER.sub("?", sql).replace("%%", "%")
 
 
-def prepared_statements() -> bool:
-    """Whether ``fetch_one`` prepares its statements on this connection (PostgreSQL)."""
-    return connection.vendor == "postgresql" and bool(settings.HAL0_DB_PREPARE)
+def prepared_statements(vendor: str | None = None) -> bool:
+    """Whether ``fetch_one`` prepares its statements on this connection (PostgreSQL);
+    ``vendor``: the connection's, when the caller has it at hand."""
+    return (vendor or connection.vendor) == "postgresql" and bool(settings.HAL0_DB_PREPARE)
 
 
 def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:

@@ -21,7 +21,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from django.conf import settings
@@ -87,11 +87,13 @@ class ScopeBudget:
     timezone: str
     load_error: str
 
-    @property
+    # Derived once per budget (a budget is cached per file signature and read by every
+    # check): computed again on each check they were a tenth of its extra time.
+    @cached_property
     def caps(self) -> rules.Caps:
         return caps_of(self.spec)
 
-    @property
+    @cached_property
     def has_window_caps(self) -> bool:
         """Whether its spend matters: a per-call cap or a pause alone needs no sums."""
         spec = self.spec
@@ -107,12 +109,12 @@ class ScopeBudget:
             )
         )
 
-    @property
+    @cached_property
     def needs_lock(self) -> bool:
         """Reserves under it must serialize: it can block on a window."""
         return self.spec.hard_cap and self.has_window_caps
 
-    @property
+    @cached_property
     def alerts(self) -> bool:
         """Whether its charges can cross a threshold: it caps a USD window (budget.warn
         and budget.exceeded are about USD windows, as the persona's are)."""
@@ -364,11 +366,11 @@ def _shared_columns() -> str:
     return ", ".join(out)
 
 
-def _shared_params(agent_id: str, w: Windows, now: dt.datetime) -> list[Any]:
+def _shared_params(vendor: str, agent_id: str, w: Windows, now: dt.datetime) -> list[Any]:
     """``_shared_sql``'s values in its placeholders' order: the agent's id for each of
     its 7 picked columns, the counter joins, then the holds' (the id twice, the instant)."""
     ids = [agent_id] * (len(_ALIASES) * len(_SPEND_COLUMNS) + 1)
-    joins = _window_params(connection.vendor, w)
+    joins = _window_params(vendor, w)
     return [*ids, *joins, agent_id, agent_id, stamp_of(now)]
 
 
@@ -378,10 +380,10 @@ def _scope_aliases(agent: bool, platform: bool) -> str:
     return ", ".join(f"{alias}.*" for alias in aliases)
 
 
-def _spend_params(w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
+def _spend_params(vendor: str, w: Windows, agent_id: str | None, now: dt.datetime) -> list[Any]:
     """In the order of ``_spend_sql``'s placeholders for one scope: the counter joins, the
     agent's id (its personas), then the holds' (the agent's id again, the instant)."""
-    joins = _window_params(connection.vendor, w)
+    joins = _window_params(vendor, w)
     if agent_id is None:
         return [*joins, stamp_of(now)]
     return [*joins, agent_id, agent_id, stamp_of(now)]
@@ -421,15 +423,19 @@ def _usage_sql(
 
 
 def _usage_params(
-    agent_id: str, agent: ScopeBudget | None, platform: ScopeBudget | None, now: dt.datetime
+    vendor: str,
+    agent_id: str,
+    agent: ScopeBudget | None,
+    platform: ScopeBudget | None,
+    now: dt.datetime,
 ) -> list[Any]:
     if agent is not None and _shares(agent, platform):
-        return _shared_params(agent_id, windows_at(agent.timezone, now), now)
+        return _shared_params(vendor, agent_id, windows_at(agent.timezone, now), now)
     params: list[Any] = []
     if agent is not None:
-        params += _spend_params(windows_at(agent.timezone, now), agent_id, now)
+        params += _spend_params(vendor, windows_at(agent.timezone, now), agent_id, now)
     if platform is not None:
-        params += _spend_params(windows_at(platform.timezone, now), None, now)
+        params += _spend_params(vendor, windows_at(platform.timezone, now), None, now)
     return params
 
 
@@ -500,15 +506,16 @@ def _usage_of_values(
     """The scopes' ``rules.Usage`` from their columns, with what personas lacking a
     counter spent; ``fill``: build those counters too (``fill_lacking``)."""
     found: list[rules.Usage | None] = []
-    rest = list(values)
+    at = 0
     for wanted in (agent, platform):
         if wanted is None:
             found.append(None)
             continue
-        row, rest = rest[:_WIDTH], rest[_WIDTH:]
-        ds, dt_, ms, mt, ls, lt = (int(v) for v in row[:6])
-        lacking = _parse_lacking(row[6])
-        if lacking:
+        row = values[at : at + _WIDTH]
+        at += _WIDTH
+        ds, dt_, ms, mt, ls, lt = map(int, row[:6])
+        if row[6]:
+            lacking = _parse_lacking(row[6])
             w = windows_at(wanted.timezone, now)
             more = missing_spend(lacking, w)
             if fill:
@@ -542,8 +549,9 @@ def scope_usage(
     for), in one statement; none at all when neither is asked for."""
     if agent is None and platform is None:
         return None, None
-    params = _usage_params(agent_id, agent, platform, now)
-    values = fetch_one(_usage_sql(connection.vendor, agent, platform, False), params)
+    vendor = connection.vendor
+    params = _usage_params(vendor, agent_id, agent, platform, now)
+    values = fetch_one(_usage_sql(vendor, agent, platform, False), params)
     assert values is not None  # aggregates only: always one row
     return _usage_of_values(values, agent, platform, now)
 
@@ -575,7 +583,8 @@ def usage_read(
     PostgreSQL without prepared statements (then ``check_scopes`` reads it in a statement
     of its own: planned afresh on every execution, the persona's read with these joined
     took longer to plan than the two statements apart; docs/benchmarks.md)."""
-    if connection.vendor != "sqlite" and not prepared_statements():
+    vendor = connection.vendor
+    if vendor != "sqlite" and not prepared_statements(vendor):
         return None
     wanted_agent = agent if agent.has_window_caps else None
     wanted_platform = platform if platform.has_window_caps else None
@@ -588,9 +597,9 @@ def usage_read(
         agent=wanted_agent,
         platform=wanted_platform,
         now=now,
-        joins=_usage_sql(connection.vendor, wanted_agent, wanted_platform, True),
+        joins=_usage_sql(vendor, wanted_agent, wanted_platform, True),
         columns=_shared_columns() if shared else _scope_aliases(a, t),
-        params=_usage_params(agent_id, wanted_agent, wanted_platform, now),
+        params=_usage_params(vendor, agent_id, wanted_agent, wanted_platform, now),
     )
 
 
