@@ -245,20 +245,26 @@ _ALIASES = ("d", "m", "l")
 _SPEND_COLUMNS = (("spent_nanos", "s"), ("tokens", "t"))
 
 
-def _lacking(vendor: str, aliases: Sequence[str], only: str = "") -> str:
+def _lacking(vendor: str, aliases: Sequence[str]) -> str:
     """An aggregate over the scope's personas: ``id:aliases`` for each persona lacking one
     of these counters (``12:dm``: no day and no month counter), comma-separated; NULL when
     none lacks one. What those personas spent is then summed apart (``missing_spend``)."""
+    return f"{_text_agg(vendor)}({_lacking_item(aliases)}, ',')"
+
+
+def _text_agg(vendor: str) -> str:
+    """The aggregate that joins texts with a separator."""
+    return "STRING_AGG" if vendor == "postgresql" else "GROUP_CONCAT"
+
+
+def _lacking_item(aliases: Sequence[str]) -> str:
+    """``id:aliases`` for a persona row ``p`` lacking one of these counters, else NULL."""
     qn = connection.ops.quote_name
     flags = " || ".join(
         f"(CASE WHEN {a}.{qn('persona_id')} IS NULL THEN '{a}' ELSE '' END)" for a in aliases
     )
     lacking = " OR ".join(f"{a}.{qn('persona_id')} IS NULL" for a in aliases)
-    if only:  # a condition on the persona row (its agent, in a pass shared by two scopes)
-        lacking = f"{only} AND ({lacking})"
-    item = f"CASE WHEN {lacking} THEN CAST(p.{qn('id')} AS TEXT) || ':' || {flags} END"
-    aggregate = "STRING_AGG" if vendor == "postgresql" else "GROUP_CONCAT"
-    return f"{aggregate}({item}, ',')"
+    return f"CASE WHEN {lacking} THEN CAST(p.{qn('id')} AS TEXT) || ':' || {flags} END"
 
 
 def _counter_join(*aliases: str) -> str:
@@ -322,38 +328,43 @@ def _spend_sql(vendor: str, agent: bool, platform: bool, joined: bool = False) -
 @lru_cache(maxsize=4)
 def _shared_sql(vendor: str, joined: bool) -> str:
     """``_spend_sql`` for both scopes when they cut their windows in the same zone: one
-    pass over every persona's counters and one over the active holds, the agent's sums
-    picked out by its id, instead of a pass per scope (the agent's personas read twice).
-    The same columns in the same order as ``_spend_sql(vendor, True, True)``."""
+    aggregate over the rows of every persona's counters and of every active hold (a
+    UNION ALL: one derived table, not one per pass), each row flagged ``mine`` when its
+    persona is the agent's, so the agent's sums are picked out by that flag and the
+    platform's take every row. The same columns in the same order as
+    ``_spend_sql(vendor, True, True)``."""
     qn = connection.ops.quote_name
     persona_t = qn(Persona._meta.db_table)
     hold_t = qn(Hold._meta.db_table)
-    mine = f"p.{qn('agent_id')} = %s"
-    joins = _counter_join(*_ALIASES)
-    cells = [(a, column, unit) for a in _ALIASES for column, unit in _SPEND_COLUMNS]
-    agent_sums = ", ".join(
-        f"COALESCE(SUM(CASE WHEN {mine} THEN {a}.{qn(column)} END), 0) AS a_{a}{unit}"
-        for a, column, unit in cells
+    mine = f"p.{qn('agent_id')} = %s AS mine"
+    cells = [f"{a}{unit}" for a in _ALIASES for _, unit in _SPEND_COLUMNS]
+    counter_rows = (
+        f"SELECT {mine}, "
+        + ", ".join(
+            f"{a}.{qn(column)} AS {a}{unit}" for a in _ALIASES for column, unit in _SPEND_COLUMNS
+        )
+        + f", {_lacking_item(_ALIASES)} AS miss, NULL AS hn, NULL AS ht "
+        f"FROM {persona_t} p {_counter_join(*_ALIASES)}"
     )
-    every_sum = ", ".join(
-        f"COALESCE(SUM({a}.{qn(column)}), 0) AS t_{a}{unit}" for a, column, unit in cells
-    )
-    spend = (
-        f"(SELECT {agent_sums}, {_lacking(vendor, _ALIASES, mine)} AS a_miss, "  # noqa: S608
-        f"{every_sum}, {_lacking(vendor, _ALIASES)} AS t_miss "
-        f"FROM {persona_t} p {joins}) s"
-    )
-    amount, tokens = qn("amount_nanos"), qn("amount_tokens")
-    held = (
-        f"(SELECT COALESCE(SUM(CASE WHEN {mine} THEN h.{amount} END), 0) AS a_hn, "  # noqa: S608
-        f"COALESCE(SUM(CASE WHEN {mine} THEN h.{tokens} END), 0) AS a_ht, "
-        f"COALESCE(SUM(h.{amount}), 0) AS t_hn, COALESCE(SUM(h.{tokens}), 0) AS t_ht "
+    hold_rows = (
+        f"SELECT {mine}, "
+        + ", ".join(f"NULL AS {cell}" for cell in cells)
+        + f", NULL AS miss, h.{qn('amount_nanos')} AS hn, h.{qn('amount_tokens')} AS ht "
         f"FROM {hold_t} h JOIN {persona_t} p ON p.{qn('id')} = h.{qn('persona_id')} "
-        f"WHERE h.{qn('state')} = {ACTIVE_HOLD} AND h.{qn('expires_at')} > %s) hs"
+        f"WHERE h.{qn('state')} = {ACTIVE_HOLD} AND h.{qn('expires_at')} > %s"
     )
+    sums = []
+    for scope, only in (("a", "x.mine"), ("t", "")):
+        for cell in [*cells, "hn", "ht"]:
+            value = f"CASE WHEN {only} THEN x.{cell} END" if only else f"x.{cell}"
+            sums.append(f"COALESCE(SUM({value}), 0) AS {scope}_{cell}")
+        value = f"CASE WHEN {only} THEN x.miss END" if only else "x.miss"
+        sums.append(f"{_text_agg(vendor)}({value}, ',') AS {scope}_miss")
+    rows = f"{counter_rows} UNION ALL {hold_rows}"
+    derived = f"(SELECT {', '.join(sums)} FROM ({rows}) x) s"  # noqa: S608
     if joined:
-        return f"CROSS JOIN {spend} CROSS JOIN {held}"
-    return f"SELECT {_shared_columns()} FROM {spend}, {held}"  # noqa: S608
+        return f"CROSS JOIN {derived}"
+    return f"SELECT {_shared_columns()} FROM {derived}"  # noqa: S608
 
 
 @lru_cache(maxsize=1)
@@ -362,16 +373,14 @@ def _shared_columns() -> str:
     out = []
     for scope in ("a", "t"):
         out += [f"s.{scope}_{a}{unit}" for a in _ALIASES for _, unit in _SPEND_COLUMNS]
-        out += [f"s.{scope}_miss", f"hs.{scope}_hn", f"hs.{scope}_ht"]
+        out += [f"s.{scope}_miss", f"s.{scope}_hn", f"s.{scope}_ht"]
     return ", ".join(out)
 
 
 def _shared_params(vendor: str, agent_id: str, w: Windows, now: dt.datetime) -> list[Any]:
-    """``_shared_sql``'s values in its placeholders' order: the agent's id for each of
-    its 7 picked columns, the counter joins, then the holds' (the id twice, the instant)."""
-    ids = [agent_id] * (len(_ALIASES) * len(_SPEND_COLUMNS) + 1)
-    joins = _window_params(vendor, w)
-    return [*ids, *joins, agent_id, agent_id, stamp_of(now)]
+    """``_shared_sql``'s values in its placeholders' order: the counter rows' (the
+    agent's id, the counter joins), then the hold rows' (the agent's id, the instant)."""
+    return [agent_id, *_window_params(vendor, w), agent_id, stamp_of(now)]
 
 
 def _scope_aliases(agent: bool, platform: bool) -> str:
