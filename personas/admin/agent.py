@@ -82,7 +82,7 @@ class AgentAdmin(ScopeBudgetAdmin):
         return int(obj.persona_count)
 
     def page_subtitle(self, obj: Any, object_id: str) -> str:
-        return f"agent {object_id}"
+        return f"agent {obj.pk}"
 
     def owner(self, obj: Any) -> str:
         return f"agent {obj.pk}"

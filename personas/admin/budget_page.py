@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from hal0.errors import ApiError
@@ -128,7 +129,9 @@ class BudgetPageAdmin(ViewOnlyBudgetMixin, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
         context = dict(extra_context or {})
-        obj = self.get_object(request, object_id)
+        # The URL spells the id escaped (``my_agent`` is ``my_5Fagent``), as the admin's
+        # own changeform_view unescapes it before its lookup.
+        obj = self.get_object(request, unquote(object_id))
         if obj is not None:
             context.setdefault("title", self.page_title)
             context.setdefault("subtitle", self.page_subtitle(obj, object_id))

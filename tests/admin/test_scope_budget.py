@@ -105,6 +105,22 @@ def test_the_agent_page_shows_its_caps_and_what_empty_means(
     assert 'id="hal0-spend"' in body  # the gauges
 
 
+def test_the_agent_page_of_an_id_the_admin_escapes_in_its_url_names_it_and_its_audit(
+    staff_client: Client,
+) -> None:
+    from django.contrib.admin.utils import quote
+
+    from personas.services import provision_agent
+
+    provision_agent("my_agent")
+    url = f"/admin/personas/agent/{quote('my_agent')}/change/"
+    assert "_5F" in url  # the admin escapes "_" in its URLs
+    response = staff_client.get(url)
+    assert response.status_code == 200
+    assert response.context["subtitle"] == "agent my_agent"
+    assert "audit" in response.context  # the page's own context, not the admin's default
+
+
 def test_saving_the_agent_rewrites_only_its_budget_block_and_audits_who(
     staff_client: Client, hermes: Agent
 ) -> None:
