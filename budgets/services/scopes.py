@@ -337,12 +337,12 @@ def _shared_sql(vendor: str, joined: bool) -> str:
     persona_t = qn(Persona._meta.db_table)
     hold_t = qn(Hold._meta.db_table)
     mine = f"p.{qn('agent_id')} = %s AS mine"
-    cells = [f"{a}{unit}" for a in _ALIASES for _, unit in _SPEND_COLUMNS]
+    # Each counter column read, by the name the sums know it by (``ds``: day, spent).
+    read = {f"{a}{unit}": f"{a}.{qn(column)}" for a in _ALIASES for column, unit in _SPEND_COLUMNS}
+    cells = list(read)
     counter_rows = (
         f"SELECT {mine}, "
-        + ", ".join(
-            f"{a}.{qn(column)} AS {a}{unit}" for a in _ALIASES for column, unit in _SPEND_COLUMNS
-        )
+        + ", ".join(f"{column} AS {cell}" for cell, column in read.items())
         + f", {_lacking_item(_ALIASES)} AS miss, NULL AS hn, NULL AS ht "
         f"FROM {persona_t} p {_counter_join(*_ALIASES)}"
     )
